@@ -1,0 +1,72 @@
+"""minispeech: a small, readable, from-scratch reference implementation of speech AI.
+
+The public names below are re-exported lazily (PEP 562): `import minispeech` stays fast
+and imports nothing heavy until a name is used, so `minispeech --help` answers at once.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    # audio
+    "AudioError": "minispeech.audio",
+    "load_audio": "minispeech.audio",
+    "save_audio": "minispeech.audio",
+    "resample": "minispeech.audio",
+    "stft": "minispeech.audio",
+    "istft": "minispeech.audio",
+    "get_window": "minispeech.audio",
+    "mel_filterbank": "minispeech.audio",
+    "MelSpectrogram": "minispeech.audio",
+    "SpecAugment": "minispeech.audio",
+    # data
+    "ManifestError": "minispeech.data",
+    "read_manifest": "minispeech.data",
+    "write_manifest": "minispeech.data",
+    "AudioTextDataset": "minispeech.data",
+    "BucketingBatchSampler": "minispeech.data",
+    "CharTokenizer": "minispeech.data",
+    "SentencePieceTokenizer": "minispeech.data",
+    # metrics
+    "wer": "minispeech.metrics",
+    "cer": "minispeech.metrics",
+    "word_errors": "minispeech.metrics",
+    # config, checkpoint, model, loop
+    "ConfigError": "minispeech.config",
+    "load_config": "minispeech.config",
+    "apply_overrides": "minispeech.config",
+    "instantiate": "minispeech.config",
+    "CheckpointError": "minispeech.checkpoint",
+    "restore_from": "minispeech.checkpoint",
+    "SpeechModel": "minispeech.model",
+    "train": "minispeech.train",
+    # encoders
+    "MultiHeadAttention": "minispeech.nn",
+    "RelPositionMultiHeadAttention": "minispeech.nn",
+    "ConvSubsampling": "minispeech.nn",
+    "ConformerLayer": "minispeech.nn",
+    "ConformerEncoder": "minispeech.nn",
+    "TransformerEncoder": "minispeech.nn",
+    "TransformerDecoder": "minispeech.nn",
+    "import_nemo": "minispeech.nemo_import",
+    # ASR
+    "ctc_loss": "minispeech.asr",
+    "ctc_greedy_decode": "minispeech.asr",
+    "rnnt_loss": "minispeech.asr",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'minispeech' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # cache: the next lookup skips __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,1 @@
+"""ASR heads, losses and decoders: CTC, RNN-T/TDT, attention encoder-decoder."""

@@ -1,0 +1,1 @@
+"""Audio: file I/O, resampling, STFT, mel features and SpecAugment."""

@@ -1,0 +1,1 @@
+"""Data: manifests, datasets, batching, tokenizers and the bundled corpus."""

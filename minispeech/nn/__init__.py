@@ -1,0 +1,1 @@
+"""Neural building blocks: attention, subsampling, Conformer and Transformer."""
