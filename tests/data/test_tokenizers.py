@@ -73,7 +73,7 @@ def test_sentencepiece_round_trip_files_and_determinism(tmp_path, model_type):
         "vocab.txt",
     ]
     assert (tmp_path / "a" / "vocab.txt").read_text().splitlines() == tok.tokens
-    again = SentencePieceTokenizer.train(texts, tmp_path / "b", 48, model_type=model_type)
+    again = SentencePieceTokenizer.train(texts, tmp_path / "b", 48, model_type)
     assert again.model_proto == tok.model_proto  # deterministic training
     loaded = load_tokenizer(tmp_path / "a")
     assert isinstance(loaded, SentencePieceTokenizer)
