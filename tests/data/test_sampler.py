@@ -18,7 +18,7 @@ def epoch_batches(sampler: BucketingBatchSampler, epoch: int) -> list[list[int]]
     return list(sampler)
 
 
-LIMITS = [{"batch_size": 7}, {"max_seconds": 30.0}, {"batch_size": 5, "max_seconds": 20}]
+LIMITS = [{"batch_size": 7}, {"max_seconds": 30}, {"batch_size": 5, "max_seconds": 20}]
 
 
 @pytest.mark.parametrize("limits", LIMITS)
