@@ -1,0 +1,140 @@
+"""Audio + transcript dataset over a manifest, and the collate that pads a batch.
+
+Follows NeMo's AudioToCharDataset / AudioToBPEDataset: one manifest row per item,
+audio read from ``audio_filepath`` (only the ``offset``/``duration`` segment when the
+row has an ``offset``; otherwise the whole file, since manifest durations are
+rounded), text turned into token ids by the tokenizer. Differs from NeMo: features
+are not computed here (the model's MelSpectrogram does that on the batch), and
+texts are tokenized once at construction, so an untokenizable transcript fails
+before training starts rather than in a worker halfway through an epoch.
+
+Everything here is plain data (rows, ints, a picklable tokenizer) and top-level
+functions, so DataLoader workers can pickle the dataset and the collate.
+"""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from minispeech.audio.io import load_audio
+from minispeech.data.manifest import ManifestError, filter_by_duration, read_manifest
+
+__all__ = ["AudioTextDataset", "collate_audio_text"]
+
+
+def _utterance_id(row: dict) -> str:
+    """The row's ``id`` field, else the file name stem (+ @offset for a segment)."""
+    if "id" in row:
+        return str(row["id"])
+    stem = Path(row["audio_filepath"]).stem
+    return f"{stem}@{row['offset']:g}" if "offset" in row else stem
+
+
+def _check_rows(rows: list[dict], required: Sequence[str]) -> None:
+    """Rows given directly (not read from a file) must still have the fields."""
+    missing = [(k, f) for k, row in enumerate(rows) for f in required if f not in row]
+    if missing:
+        raise ManifestError([f"rows[{k}]: {field}: missing" for k, field in missing])
+    if not rows:
+        raise ManifestError(["rows: no utterances"])
+
+
+class AudioTextDataset(torch.utils.data.Dataset):
+    """``dataset[i] -> {"audio": (S,), "tokens": (U,), "id": str, "text": str}``.
+
+    ``manifest`` is a manifest path or a list of rows (as ``read_manifest`` returns).
+    ``sample_rate``: audio is resampled to it when a file differs; ``None`` keeps
+    each file's own rate (then do not batch files of different rates).
+    ``tokenizer=None`` gives empty token tensors and makes ``text`` optional.
+    ``min_duration``/``max_duration`` drop rows via ``filter_by_duration`` (which
+    prints what it dropped and refuses to keep nothing).
+    """
+
+    def __init__(
+        self,
+        manifest: str | os.PathLike | Sequence[dict],
+        tokenizer=None,
+        sample_rate: int | None = 16000,
+        min_duration: float | None = None,
+        max_duration: float | None = None,
+    ):
+        text = ("text",) if tokenizer is not None else ()
+        required = ("audio_filepath", "duration") + text
+        if isinstance(manifest, (str, os.PathLike)):
+            self.source = str(manifest)
+            rows = read_manifest(manifest, required=required)
+        else:
+            self.source = "rows"
+            rows = [dict(row) for row in manifest]
+            _check_rows(rows, required)
+        name = Path(self.source).name
+        self.rows = filter_by_duration(rows, min_duration, max_duration, name=name)
+        self.tokenizer = tokenizer
+        self.sample_rate = sample_rate
+        self.tokens = self._tokenize_all()
+
+    def _tokenize_all(self) -> list[list[int]]:
+        """Encode every text now; all failures are reported together."""
+        if self.tokenizer is None:
+            return [[] for _ in self.rows]
+        tokens, problems = [], []
+        for k, row in enumerate(self.rows):
+            try:
+                tokens.append(self.tokenizer.encode(row["text"]))
+            except (ValueError, KeyError, TypeError) as err:
+                where = f"{self.source}: utterance {k} ({_utterance_id(row)})"
+                problems.append(f"{where}: {err}")
+        if problems:
+            raise ValueError("cannot tokenize transcripts:\n" + "\n".join(problems))
+        return tokens
+
+    @property
+    def durations(self) -> list[float]:
+        """Manifest durations in seconds, in dataset order (for the batch sampler)."""
+        return [float(row["duration"]) for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.rows[index]
+        segment = "offset" in row
+        audio, _ = load_audio(
+            row["audio_filepath"],
+            sample_rate=self.sample_rate,
+            offset=row["offset"] if segment else 0.0,
+            duration=row["duration"] if segment else None,
+        )  # (S,)
+        return {
+            "audio": audio,
+            "tokens": torch.tensor(self.tokens[index], dtype=torch.long),  # (U,)
+            "id": _utterance_id(row),
+            "text": row.get("text", ""),
+        }
+
+
+def collate_audio_text(items: Sequence[dict]) -> dict:
+    """Zero-pad a list of dataset items into a batch with lengths.
+
+    -> {"audio": (B, S), "audio_lens": (B,), "tokens": (B, U), "token_lens": (B,),
+        "ids": list[str], "texts": list[str]}
+    """
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    audio_lens = torch.tensor([item["audio"].shape[-1] for item in items])  # (B,)
+    token_lens = torch.tensor([item["tokens"].shape[-1] for item in items])  # (B,)
+    audio = torch.zeros(len(items), int(audio_lens.max()))  # (B, S)
+    tokens = torch.zeros(len(items), int(token_lens.max()), dtype=torch.long)  # (B, U)
+    for b, item in enumerate(items):
+        audio[b, : audio_lens[b]] = item["audio"]
+        tokens[b, : token_lens[b]] = item["tokens"]
+    return {
+        "audio": audio,
+        "audio_lens": audio_lens,
+        "tokens": tokens,
+        "token_lens": token_lens,
+        "ids": [item["id"] for item in items],
+        "texts": [item["text"] for item in items],
+    }
