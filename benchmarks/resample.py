@@ -71,9 +71,8 @@ def methods():
 def main() -> None:
     torch.set_num_threads(1)
     table = methods()
-    print(
-        f"{'ratio':>13} {'method':>20} {'4x10 s (ms)':>12} {'vs ours':>8} {'error dB':>9}"
-    )
+    header = ("ratio", "method", "4x10 s (ms)", "vs ours", "error dB")
+    print("{:>13} {:>20} {:>12} {:>8} {:>9}".format(*header))
     for orig, new in RATIOS:
         low_nyq = min(orig, new) / 2
         batch = np.stack([tones(orig, 10 * orig, low_nyq)] * 4).astype(np.float32)
