@@ -1,0 +1,167 @@
+"""One Conformer block: half feed-forward, self-attention, convolution, half
+feed-forward.
+
+Gulati et al. 2020, "Conformer: Convolution-augmented Transformer for Speech
+Recognition", arXiv:2005.08100, Sec. 2.4, Eq. (1):
+    x~  = x + 1/2 FFN(x)            (Macaron half-step feed-forward, Sec. 2.3)
+    x'  = x~ + MHSA(x~)             (relative-position self-attention, Sec. 2.1)
+    x'' = x' + Conv(x')             (convolution module, Sec. 2.2, Fig. 2)
+    y   = LayerNorm(x'' + 1/2 FFN(x''))
+Each module is pre-norm: it starts with its own LayerNorm. The convolution module is
+pointwise conv (D -> 2D), GLU, depthwise conv (kernel k), BatchNorm, Swish, pointwise
+conv. The feed-forward module is Linear (D -> 4D), Swish, dropout, Linear (4D -> D)
+(Sec. 2.3).
+
+Differences from the paper: as in NeMo, padded frames are zeroed before the depthwise
+conv (so padding never reaches valid frames), LayerNorm may replace BatchNorm
+(`conv_norm_type`), the depthwise padding may be asymmetric (`conv_context_size`, e.g.
+causal), and `abs_pos` attention (no relative terms) is allowed. Module names follow
+NeMo's `ConformerLayer`.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minispeech.nn.attention import MultiHeadAttention, RelPositionMultiHeadAttention
+
+CONV_NORM_TYPES = ("batch_norm", "layer_norm")
+
+
+class ConformerFeedForward(nn.Module):
+    """Linear (D -> d_ff), Swish, dropout, Linear (d_ff -> D)."""
+
+    def __init__(
+        self, d_model: int, d_ff: int, dropout: float = 0.1, use_bias: bool = True
+    ):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff, bias=use_bias)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(d_ff, d_model, bias=use_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D)."""
+        return self.linear2(self.dropout(F.silu(self.linear1(x))))  # Swish = SiLU
+
+
+class ConformerConvolution(nn.Module):
+    """Pointwise conv, GLU, depthwise conv, norm, Swish, pointwise (Gulati Fig. 2)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        kernel_size: int = 31,
+        norm_type: str = "batch_norm",
+        context_size: tuple[int, int] | None = None,
+        use_bias: bool = True,
+    ):
+        super().__init__()
+        if norm_type not in CONV_NORM_TYPES:
+            raise ValueError(
+                f"conv_norm_type must be one of {CONV_NORM_TYPES}, got {norm_type!r}"
+            )
+        if context_size is None:  # centred kernel: (k-1)/2 frames on each side
+            context_size = ((kernel_size - 1) // 2, (kernel_size - 1) // 2)
+        if context_size[0] + context_size[1] + 1 != kernel_size:
+            raise ValueError(
+                f"conv context {context_size} does not fit kernel {kernel_size}"
+            )
+        self.context_size = tuple(context_size)
+        self.norm_type = norm_type
+        self.pointwise_conv1 = nn.Conv1d(d_model, 2 * d_model, 1, bias=use_bias)
+        self.depthwise_conv = nn.Conv1d(
+            d_model, d_model, kernel_size, groups=d_model, bias=use_bias
+        )
+        norm = nn.BatchNorm1d if norm_type == "batch_norm" else nn.LayerNorm
+        self.batch_norm = norm(d_model)  # NeMo's name, whatever the norm
+        self.pointwise_conv2 = nn.Conv1d(d_model, d_model, 1, bias=use_bias)
+
+    def extra_repr(self) -> str:
+        return f"context_size={self.context_size}, norm_type={self.norm_type}"
+
+    def forward(
+        self, x: torch.Tensor, pad_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, T, D), pad_mask (B, T) True on valid frames -> (B, T, D)."""
+        x = self.pointwise_conv1(x.transpose(1, 2))  # (B, 2D, T)
+        x = F.glu(x, dim=1)  # (B, D, T): first half * sigmoid(second half)
+        if pad_mask is not None:
+            x = x.masked_fill(~pad_mask.unsqueeze(1), 0.0)
+        x = self.depthwise_conv(F.pad(x, self.context_size))  # (B, D, T)
+        if self.norm_type == "layer_norm":
+            x = self.batch_norm(x.transpose(1, 2)).transpose(1, 2)
+        else:
+            x = self.batch_norm(x)
+        x = self.pointwise_conv2(F.silu(x))  # (B, D, T)
+        return x.transpose(1, 2)  # (B, T, D)
+
+
+class ConformerLayer(nn.Module):
+    """One Conformer block, Gulati Eq. (1). forward: (B, T, D) -> (B, T, D)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int,
+        n_heads: int = 4,
+        self_attention_model: str = "rel_pos",
+        conv_kernel_size: int = 31,
+        conv_norm_type: str = "batch_norm",
+        conv_context_size: tuple[int, int] | None = None,
+        dropout: float = 0.1,
+        dropout_att: float = 0.1,
+        use_bias: bool = True,
+        impl: str = "reference",
+        pos_bias_u: nn.Parameter | None = None,
+        pos_bias_v: nn.Parameter | None = None,
+    ):
+        super().__init__()
+        self.self_attention_model = self_attention_model
+        self.norm_feed_forward1 = nn.LayerNorm(d_model)
+        self.feed_forward1 = ConformerFeedForward(d_model, d_ff, dropout, use_bias)
+        self.norm_self_att = nn.LayerNorm(d_model)
+        if self_attention_model == "rel_pos":
+            self.self_attn = RelPositionMultiHeadAttention(
+                d_model, n_heads, dropout_att, use_bias, impl, pos_bias_u, pos_bias_v
+            )
+        elif self_attention_model == "abs_pos":
+            self.self_attn = MultiHeadAttention(
+                d_model, n_heads, dropout_att, use_bias, impl
+            )
+        else:
+            raise ValueError(
+                "self_attention_model must be 'rel_pos' or 'abs_pos', "
+                f"got {self_attention_model!r}"
+            )
+        self.norm_conv = nn.LayerNorm(d_model)
+        self.conv = ConformerConvolution(
+            d_model, conv_kernel_size, conv_norm_type, conv_context_size, use_bias
+        )
+        self.norm_feed_forward2 = nn.LayerNorm(d_model)
+        self.feed_forward2 = ConformerFeedForward(d_model, d_ff, dropout, use_bias)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_out = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        att_mask: torch.Tensor | None = None,
+        pos_emb: torch.Tensor | None = None,
+        pad_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, T, D); att_mask (B, T, T) and pad_mask (B, T) True = valid/attend;
+        pos_emb (1, 2T-1, D) for rel_pos."""
+        # 1) half-step feed-forward
+        x = x + 0.5 * self.dropout(self.feed_forward1(self.norm_feed_forward1(x)))
+        # 2) self-attention
+        h = self.norm_self_att(x)
+        if self.self_attention_model == "rel_pos":
+            h = self.self_attn(h, h, h, pos_emb, att_mask)
+        else:
+            h = self.self_attn(h, h, h, att_mask)
+        x = x + self.dropout(h)
+        # 3) convolution module
+        x = x + self.dropout(self.conv(self.norm_conv(x), pad_mask))
+        # 4) half-step feed-forward and the block's final LayerNorm
+        x = x + 0.5 * self.dropout(self.feed_forward2(self.norm_feed_forward2(x)))
+        return self.norm_out(x)

@@ -1,0 +1,127 @@
+"""Sinusoidal positional encodings: absolute (Transformer) and relative
+(Transformer-XL).
+
+Absolute: Vaswani et al. 2017, "Attention Is All You Need", arXiv:1706.03762, Sec. 3.5:
+    PE(pos, 2i) = sin(pos / 10000^(2i/D)),   PE(pos, 2i+1) = cos(pos / 10000^(2i/D)).
+Relative: Dai et al. 2019, "Transformer-XL", arXiv:1901.02860, Sec. 3.3 and Appendix B:
+the same sinusoids evaluated at the relative distances i - j, here ordered T-1, T-2,
+..., -(T-1) (positive = key to the left of the query), which is the order `rel_shift` in
+attention.py expects. Conformer (Gulati et al. 2020, arXiv:2005.08100, Sec. 2.1) uses
+this relative scheme.
+
+Both modules also do the encoder "x-scaling": multiply the input by sqrt(D) before
+adding or returning positions (Vaswani Sec. 3.4 scales embeddings by sqrt(D)); then
+dropout.
+
+Differences from the papers: none in the formulas. As in NeMo, the table is precomputed
+for `max_len` positions and grown on demand, and the relative encoding does NOT add
+positions to x: it returns them for the attention layers (Transformer-XL's R matrix).
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+def sinusoid_table(positions: torch.Tensor, d_model: int) -> torch.Tensor:
+    """Sinusoids at the given (float) positions: (P,) -> (P, D). Vaswani Sec. 3.5."""
+    # 1 / 10000^(2i/D) for i = 0 .. D/2-1, written as exp(-2i ln(10000) / D)
+    inv_freq = torch.exp(
+        torch.arange(0, d_model, 2, dtype=torch.float32, device=positions.device)
+        * -(math.log(10000.0) / d_model)
+    )  # (D/2,)
+    angles = positions.to(torch.float32).unsqueeze(1) * inv_freq  # (P, D/2)
+    table = torch.zeros(len(positions), d_model, device=positions.device)
+    table[:, 0::2] = torch.sin(angles)
+    table[:, 1::2] = torch.cos(angles[:, : d_model // 2])
+    return table  # (P, D)
+
+
+class PositionalEncoding(nn.Module):
+    """Absolute sinusoidal positions: x -> dropout(x * xscale + PE[:T])."""
+
+    def __init__(
+        self,
+        d_model: int,
+        max_len: int = 5000,
+        xscale: float | None = None,
+        dropout: float = 0.0,
+        dropout_emb: float = 0.0,
+    ):
+        super().__init__()
+        self.d_model = d_model
+        self.xscale = xscale
+        self.dropout = nn.Dropout(dropout)
+        self.dropout_emb = nn.Dropout(dropout_emb)
+        self.register_buffer("pe", self._table(max_len), persistent=False)
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_model={self.d_model}, xscale={self.xscale}, pe={tuple(self.pe.shape)}"
+        )
+
+    def _table(self, length: int) -> torch.Tensor:
+        return sinusoid_table(torch.arange(length, dtype=torch.float32), self.d_model)
+
+    def positions(self, length: int, offset: int = 0) -> torch.Tensor:
+        """PE rows offset .. offset+length-1: (length, D); grows the table if needed."""
+        if offset + length > self.pe.size(0):
+            self.pe = self._table(offset + length).to(self.pe.device)
+        return self.pe[offset : offset + length]
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """x (B, T, D) -> (B, T, D); `offset` is the position of x[:, 0] (decoding)."""
+        assert x.dim() == 3 and x.size(-1) == self.d_model, x.shape
+        if self.xscale is not None:
+            x = x * self.xscale
+        pos = self.dropout_emb(self.positions(x.size(1), offset).to(x.dtype))  # (T, D)
+        return self.dropout(x + pos)
+
+
+class RelPositionalEncoding(nn.Module):
+    """Relative sinusoids: x -> (dropout(x * xscale), R) with R (1, 2T-1, D)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        max_len: int = 5000,
+        xscale: float | None = None,
+        dropout: float = 0.0,
+        dropout_emb: float = 0.0,
+    ):
+        super().__init__()
+        self.d_model = d_model
+        self.xscale = xscale
+        self.dropout = nn.Dropout(dropout)
+        self.dropout_emb = nn.Dropout(dropout_emb)
+        self.register_buffer("pe", self._table(max_len), persistent=False)
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_model={self.d_model}, xscale={self.xscale}, pe={tuple(self.pe.shape)}"
+        )
+
+    def _table(self, length: int) -> torch.Tensor:
+        # distances length-1, ..., 0, ..., -(length-1): row length-1 is distance 0
+        distances = torch.arange(length - 1, -length, -1, dtype=torch.float32)
+        return sinusoid_table(distances, self.d_model)  # (2*length-1, D)
+
+    def relative_positions(self, length: int) -> torch.Tensor:
+        """Encodings of distances T-1 .. -(T-1): (2T-1, D); grows the table."""
+        max_len = (self.pe.size(0) + 1) // 2
+        if length > max_len:
+            self.pe = self._table(length).to(self.pe.device)
+            max_len = length
+        center = max_len - 1  # the row of distance 0
+        return self.pe[center - length + 1 : center + length]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, D) -> (x (B, T, D), pos_emb (1, 2T-1, D))."""
+        assert x.dim() == 3 and x.size(-1) == self.d_model, x.shape
+        if self.xscale is not None:
+            x = x * self.xscale
+        pos_emb = (
+            self.relative_positions(x.size(1)).to(x.dtype).unsqueeze(0)
+        )  # (1, 2T-1, D)
+        return self.dropout(x), self.dropout_emb(pos_emb)

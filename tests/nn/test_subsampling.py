@@ -1,0 +1,54 @@
+"""Convolution subsampling: output-length sweeps against real conv shapes, padding."""
+
+import pytest
+import torch
+
+from minispeech.nn.subsampling import ConvSubsampling, subsampled_length
+
+
+@pytest.mark.parametrize(
+    "kind,factor",
+    [("striding", 2), ("striding", 4), ("dw_striding", 4), ("dw_striding", 8)],
+)
+def test_output_length_equals_conv_output(kind, factor):
+    for feat_in in (7, 80):
+        sub = ConvSubsampling(feat_in, 8, kind, factor, conv_channels=4)
+        for t in range(1, 34):
+            out, lens = sub(torch.randn(1, t, feat_in), torch.tensor([t]))
+            assert out.shape == (1, int(lens), 8), (feat_in, t)
+            # the textbook rule, one stride-2 stage at a time: floor((L - 1) / 2) + 1
+            want = t
+            for _ in range(factor.bit_length() - 1):
+                want = (want - 1) // 2 + 1
+            assert int(lens) == want == int(sub.output_length(torch.tensor([t])))
+
+
+def test_lengths_seen_in_nemo_reference():
+    # README of the NeMo reference folder: striding x4 100 -> 25; dw_striding x8 below
+    assert subsampled_length(torch.tensor([100]), 2).tolist() == [25]
+    assert subsampled_length(torch.tensor([100, 170, 250]), 3).tolist() == [13, 22, 32]
+
+
+@pytest.mark.parametrize("kind,factor", [("striding", 4), ("dw_striding", 8)])
+def test_padding_invariance(kind, factor):
+    sub = ConvSubsampling(16, 12, kind, factor, conv_channels=6).eval()
+    with torch.no_grad():  # biases non-zero so padding would leak through ReLU(bias)
+        for p in sub.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    lens = torch.tensor([37, 20, 9])
+    x = torch.randn(3, 37, 16)
+    x_padded = x.clone()
+    for b, n in enumerate(lens):
+        x_padded[b, n:] = 100.0  # garbage in the padding must not matter
+    out, out_lens = sub(x_padded, lens)
+    for b, n in enumerate(lens):
+        alone, alone_len = sub(x[b : b + 1, :n], lens[b : b + 1])
+        assert out_lens[b] == alone_len[0]
+        assert (out[b, : out_lens[b]] - alone[0]).abs().max() < 1e-5
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="subsampling must be one of"):
+        ConvSubsampling(80, 64, "vggnet", 4)
+    with pytest.raises(ValueError, match="power of 2"):
+        ConvSubsampling(80, 64, "striding", 6)
