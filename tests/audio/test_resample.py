@@ -124,7 +124,7 @@ def test_equal_rates_return_an_exact_copy():
     assert torch.equal(x, y) and y.data_ptr() != x.data_ptr()
 
 
-@pytest.mark.parametrize("orig_sr,new_sr", RATIOS + [(3, 7), (4000, 4001)])
+@pytest.mark.parametrize("orig_sr,new_sr", RATIOS + [(3, 7), (1000, 1001)])
 def test_output_length_is_ceil_s_new_over_orig(orig_sr, new_sr):
     for n in [0, 1, 2, 3, 7, 50, 441]:
         y = resample(torch.zeros(n), orig_sr, new_sr)
