@@ -1,5 +1,7 @@
 """Audio: file I/O, resampling, STFT, mel features and SpecAugment."""
 
+from minispeech.audio.augment import SpecAugment
+from minispeech.audio.features import MelSpectrogram
 from minispeech.audio.io import (
     AudioError,
     AudioInfo,
@@ -7,4 +9,6 @@ from minispeech.audio.io import (
     load_audio,
     save_audio,
 )
+from minispeech.audio.mel import mel_filterbank
 from minispeech.audio.resample import resample
+from minispeech.audio.stft import get_window, istft, stft
