@@ -81,6 +81,17 @@ def _librispeech_chapter(transcript: Path, problems: list[str]) -> list[dict]:
     return rows
 
 
+def _librispeech_transcripts(root: Path) -> dict[Path, str]:
+    """Every ``*.trans.txt`` under ``root`` -> the split it belongs to."""
+    transcripts = sorted(root.glob("*/*/*/*.trans.txt"))
+    if transcripts:
+        return {t: t.parents[2].name for t in transcripts}
+    transcripts = sorted(root.glob("*/*/*.trans.txt"))  # root is a single split
+    if not transcripts:
+        raise ManifestError([f"{root}: no <speaker>/<chapter>/*.trans.txt found"])
+    return {t: root.name for t in transcripts}
+
+
 def prepare_librispeech(root: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
     """LibriSpeech tree -> ``out_dir/<split>.jsonl`` for every split found.
 
@@ -88,19 +99,35 @@ def prepare_librispeech(root: str | os.PathLike, out_dir: str | os.PathLike) -> 
     folder itself. Returns {split name: manifest path}.
     """
     root, out_dir = _existing_folder(root), Path(out_dir)
-    transcripts = sorted(root.glob("*/*/*/*.trans.txt"))
-    split_of = {t: t.parents[2].name for t in transcripts}
-    if not transcripts:  # root may be a single split
-        transcripts = sorted(root.glob("*/*/*.trans.txt"))
-        split_of = {t: root.name for t in transcripts}
-    if not transcripts:
-        raise ManifestError([f"{root}: no <speaker>/<chapter>/*.trans.txt found"])
     problems, splits = [], {}
-    for transcript in transcripts:
+    for transcript, split in _librispeech_transcripts(root).items():
         rows = _librispeech_chapter(transcript, problems)
-        splits.setdefault(split_of[transcript], []).extend(rows)
+        splits.setdefault(split, []).extend(rows)
     manifests = {s: (out_dir / f"{s}.jsonl", rows) for s, rows in splits.items()}
     return _finish(problems, manifests)
+
+
+def _ljspeech_row(root: Path, where: str, line: str, problems: list) -> dict | None:
+    """One ``id|text|normalized text`` line -> a row, or None with the problem."""
+    fields = line.split("|")  # not csv: the texts contain unbalanced quotes
+    if len(fields) not in (2, 3) or not all(f.strip() for f in fields):
+        problems.append(f"{where}: line: expected id|text|normalized text")
+        return None
+    utt_id, raw_text, text = fields[0], fields[1], fields[-1]
+    audio = root / "wavs" / f"{utt_id}.wav"
+    if not audio.is_file():
+        problems.append(f"{where}: audio_filepath: {audio} missing")
+        return None
+    duration = _duration(audio, problems)
+    if duration is None:
+        return None
+    return {
+        "audio_filepath": str(audio),
+        "duration": duration,
+        "text": text.strip(),
+        "raw_text": raw_text.strip(),
+        "id": utt_id,
+    }
 
 
 def prepare_ljspeech(root: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
@@ -112,26 +139,9 @@ def prepare_ljspeech(root: str | os.PathLike, out_dir: str | os.PathLike) -> dic
     problems, rows = [], []
     lines = metadata.read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        fields = line.split("|")  # not csv: the texts contain unbalanced quotes
-        if len(fields) not in (2, 3) or not all(f.strip() for f in fields):
-            problems.append(f"{metadata}:{number}: line: expected id|text|normalized")
-            continue
-        utt_id, raw_text, text = fields[0], fields[1], fields[-1]
-        audio = root / "wavs" / f"{utt_id}.wav"
-        if not audio.is_file():
-            problems.append(f"{metadata}:{number}: audio_filepath: {audio} missing")
-        elif (duration := _duration(audio, problems)) is not None:
-            rows.append(
-                {
-                    "audio_filepath": str(audio),
-                    "duration": duration,
-                    "text": text.strip(),
-                    "raw_text": raw_text.strip(),
-                    "id": utt_id,
-                }
-            )
+        if line.strip():
+            row = _ljspeech_row(root, f"{metadata}:{number}", line, problems)
+            rows += [row] if row else []
     if not rows and not problems:
         problems.append(f"{metadata}: no entries")
     return _finish(problems, {"ljspeech": (out_dir / "ljspeech.jsonl", rows)})

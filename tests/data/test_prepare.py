@@ -104,7 +104,7 @@ def test_ljspeech(tmp_path):
     (root / "metadata.csv").write_text("LJ001-0001\nLJ009-0009|gone|gone\n")
     with pytest.raises(ManifestError) as info:
         prepare_ljspeech(root, tmp_path / "m2")
-    expected = "metadata.csv:1: line: expected id|text|normalized"
+    expected = "metadata.csv:1: line: expected id|text|normalized text"
     assert info.value.problems[0].endswith(expected)
     assert "metadata.csv:2: audio_filepath:" in info.value.problems[1]
     with pytest.raises(ManifestError, match="not an LJSpeech folder"):
