@@ -1,0 +1,328 @@
+"""What the training loop keeps between steps and across runs: options, counters, RNG
+states, the metrics log and the checkpoints (`last.ckpt`, the best k, the exported model).
+
+`last.ckpt` is a `torch.save` dict read back with `weights_only=True` (so only tensors and
+plain Python containers): model, optimizer, scheduler and GradScaler state dicts, the loop
+counters, the best-k list and one RNG snapshot per rank. It is written atomically (a
+temporary file renamed over the old one), so a crash at any moment leaves a readable file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from minispeech import distributed
+from minispeech.checkpoint import atomic_write, load_state_dict_checked
+from minispeech.config import ConfigError
+
+PRECISIONS = {"32": "32", "32-true": "32", "bf16-mixed": "bf16-mixed", "bf16": "bf16-mixed",
+              "16-mixed": "16-mixed", "16": "16-mixed"}  # fmt: skip
+
+
+class Parts(NamedTuple):
+    """Everything whose state a resumed run needs (besides the counters and RNGs)."""
+
+    model: Any  # the SpeechModel (unwrapped: its state dict has no DDP prefixes)
+    step_module: Any  # what the loop calls: StepModule, or DDP around it
+    optimizer: Any
+    scheduler: Any  # LambdaLR or None
+    scaler: Any  # torch.amp.GradScaler (disabled unless 16-mixed)
+    sampler: Any  # batch sampler with set_epoch / state_dict / load_state_dict
+
+
+def _from_dict(cls, values: dict | None, section: str):
+    """Build an options dataclass; an unknown key names the section, key and valid keys."""
+    values = dict(values or {})
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            near = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"{section}.{key}: unknown key{hint}; valid: {', '.join(names)}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainerOptions:
+    seed: int = 1234  # python, numpy and torch are seeded with it on every rank
+    accelerator: str = "auto"  # auto (GPU if present), cpu or gpu
+    precision: str = "32"  # 32, bf16-mixed or 16-mixed (autocast; fp16 adds a GradScaler)
+    max_steps: int | None = None  # optimizer steps; None or -1: no limit
+    max_epochs: int | None = None  # passes over the training set; None: no limit
+    max_time: float | str | None = None  # seconds, or "DD:HH:MM:SS" as in Lightning
+    accumulate_grad_batches: int = 1  # micro-batches per optimizer step
+    gradient_clip_val: float = 0.0  # max global gradient norm; 0 disables clipping
+    val_check_interval: float | int = 1.0  # int: every N steps; float: fraction of an epoch
+    log_every_n_steps: int = 10  # training records in metrics.jsonl
+    enable_progress_bar: bool = True  # tqdm on rank 0
+    max_consecutive_nonfinite: int = 10  # abort after this many non-finite losses in a row
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "TrainerOptions":
+        opts = _from_dict(cls, values, "trainer")
+        precision = PRECISIONS.get(str(opts.precision))
+        if precision is None:
+            raise ConfigError(f"trainer.precision {opts.precision!r}: use 32, bf16-mixed or 16-mixed")
+        max_steps = None if opts.max_steps in (None, -1) else int(opts.max_steps)
+        if max_steps is None and opts.max_epochs is None:
+            raise ConfigError("trainer: set max_steps or max_epochs (or both)")
+        if opts.accumulate_grad_batches < 1 or opts.log_every_n_steps < 1:
+            raise ConfigError("trainer: accumulate_grad_batches and log_every_n_steps must be >= 1")
+        return dataclasses.replace(
+            opts, precision=precision, max_steps=max_steps, max_time=_seconds(opts.max_time)
+        )
+
+    def val_every_steps(self, steps_per_epoch: int) -> int | None:
+        """Steps between validations, or None for "at the end of each epoch"."""
+        interval = self.val_check_interval
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise ConfigError(f"trainer.val_check_interval {interval!r}: a positive number")
+        if isinstance(interval, int):
+            return interval
+        if interval >= 1.0:
+            return None
+        return max(1, int(interval * steps_per_epoch))
+
+
+def _seconds(max_time) -> float | None:
+    if max_time is None or isinstance(max_time, (int, float)):
+        return max_time
+    try:
+        days, hours, minutes, seconds = (float(x) for x in str(max_time).split(":"))
+    except ValueError:
+        raise ConfigError(f"trainer.max_time {max_time!r}: seconds or DD:HH:MM:SS") from None
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+@dataclass(frozen=True)
+class ExpOptions:
+    exp_dir: str = "experiments"  # runs live in exp_dir/name
+    name: str = "run"  # also the exported model's file name: name.nemo
+    resume_if_exists: bool = True  # continue from exp_dir/name/checkpoints/last.ckpt
+    every_n_train_steps: int = 100  # write last.ckpt this often (0: only at the end)
+    monitor: str = "val_loss"  # validation metric that ranks the best-k model files
+    mode: str = "min"  # min or max
+    save_top_k: int = 1  # best model files kept (0: none)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "ExpOptions":
+        opts = _from_dict(cls, values, "exp_manager")
+        if opts.mode not in ("min", "max"):
+            raise ConfigError(f"exp_manager.mode {opts.mode!r}: use min or max")
+        return opts
+
+
+@dataclass
+class LoopState:
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0  # current epoch
+    batch_in_epoch: int = 0  # batches of this epoch already consumed (on this rank)
+    micro_batch: int = 0  # position inside the accumulation window
+    elapsed: float = 0.0  # training seconds, summed over resumed runs
+    window_finite: bool = True  # False once a micro-batch of this window was non-finite
+    window_loss: float = 0.0  # sum of the window's finite losses ...
+    window_count: int = 0  # ... and their number
+    consecutive_nonfinite: int = 0
+    nonfinite_total: int = 0
+    last_loss: float = math.nan  # mean loss of the last step (progress bar, log)
+    last_lr: float = math.nan
+
+    def finished(self, opts: TrainerOptions, max_steps: int, env=None) -> bool:
+        done = (max_steps is not None and self.step >= max_steps) or (
+            opts.max_epochs is not None and self.epoch >= opts.max_epochs
+        )
+        out_of_time = opts.max_time is not None and self.elapsed >= opts.max_time
+        if env is not None and opts.max_time is not None:  # clocks differ: rank 0 decides
+            out_of_time = distributed.gather(out_of_time, env)[0]
+        return done or out_of_time
+
+    def record_loss(self, loss: float, finite: bool, batch, opts, env, log) -> None:
+        """Add a finite loss to the window; log and count a non-finite one (all ranks)."""
+        own_finite = math.isfinite(loss)
+        if finite:
+            self.window_loss, self.window_count = self.window_loss + loss, self.window_count + 1
+            self.consecutive_nonfinite = 0
+            return
+        self.window_finite = False
+        self.consecutive_nonfinite += 1
+        self.nonfinite_total += 1
+        ids_by_rank = distributed.gather(None if own_finite else _ids(batch), env)
+        ids = [i for rank_ids in ids_by_rank if rank_ids for i in rank_ids]
+        log.write({"event": "nonfinite_loss", "step": self.step + 1, "epoch": self.epoch,
+                   "ids": ids, "nonfinite_total": self.nonfinite_total})  # fmt: skip
+        if env.is_main:
+            tqdm.write(f"non-finite loss at step {self.step + 1}, skipped; utterances: {ids}")
+        if self.consecutive_nonfinite >= opts.max_consecutive_nonfinite:
+            raise RuntimeError(
+                f"{self.consecutive_nonfinite} consecutive non-finite losses (last at step "
+                f"{self.step + 1}, utterances {ids}); check these inputs, lower the learning "
+                "rate or use trainer.precision=32"
+            )
+
+    def count_nonfinite_grad(self, log) -> None:
+        self.nonfinite_total += 1
+        log.write({"event": "nonfinite_grad", "step": self.step + 1, "epoch": self.epoch})
+        self.reset_window()
+
+    def reset_window(self) -> None:
+        self.window_finite, self.window_loss, self.window_count = True, 0.0, 0
+
+    def finish_step(self, lr: float) -> None:
+        self.step += 1
+        self.last_lr = lr
+        self.last_loss = self.window_loss / max(1, self.window_count)
+        self.reset_window()
+
+    def train_record(self, grad_norm: float) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "loss": self.last_loss,
+                "lr": self.last_lr, "grad_norm": grad_norm, "elapsed": round(self.elapsed, 3),
+                "nonfinite_total": self.nonfinite_total}  # fmt: skip
+
+
+def _ids(batch) -> list:
+    ids = batch.get("ids") if isinstance(batch, dict) else None
+    return [str(i) for i in ids] if ids is not None else ["<batch without ids>"]
+
+
+class MetricsLog:
+    """Append-only JSON lines (rank 0 only); non-finite numbers are written as strings."""
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled = Path(path), enabled
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        clean = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+                 for k, v in record.items()}  # fmt: skip
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(json.dumps(clean) + "\n")
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop records of steps the crashed run did past its last checkpoint."""
+        if not self.enabled or not self.path.exists():
+            return
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        keep = [line for line in lines if _record_step(line) <= step]
+        atomic_write(self.path, lambda f: f.write("".join(x + "\n" for x in keep).encode()))
+
+
+def _record_step(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return math.inf  # a half-written line from a kill
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # CPU and every GPU
+
+
+def capture_rng() -> dict:
+    """This process's RNG states, in types that `torch.load(weights_only=True)` accepts."""
+    numpy_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+        "numpy_pos": int(numpy_state["state"]["pos"]),
+        "numpy_gauss": (int(numpy_state["has_gauss"]), float(numpy_state["gauss"])),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(states: list, rank: int) -> None:
+    """Restore this rank's snapshot (rank 0's when the world size changed)."""
+    state = states[rank] if rank < len(states) else states[0]
+    random.setstate(state["python"])
+    key = state["numpy_key"].numpy().astype(np.uint32)
+    has_gauss, gauss = state["numpy_gauss"]
+    np.random.set_state(("MT19937", key, state["numpy_pos"], has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Checkpointer:
+    """`last.ckpt` for resuming, the best k model files by a metric, the exported model."""
+
+    def __init__(self, folder: Path, exp: ExpOptions, env):
+        self.folder, self.exp, self.env = Path(folder), exp, env
+        self.last_path = self.folder / "last.ckpt"
+        self.best: list[tuple[float, str]] = []  # (metric, model file), best first
+
+    def save_last(self, state: LoopState, parts: Parts) -> None:
+        model, _, optimizer, scheduler, scaler, sampler = parts
+        rng = distributed.gather(capture_rng(), self.env)  # every rank takes part
+        if not self.env.is_main:
+            return
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict(),
+            "sampler": sampler.state_dict(batches_done=state.batch_in_epoch),
+            "loop": dataclasses.asdict(state),
+            "best": [list(item) for item in self.best],
+            "rng": rng,
+        }
+        atomic_write(self.last_path, lambda file: torch.save(payload, file))
+
+    def load(self, resumed: dict, parts: Parts) -> LoopState:
+        model, _, optimizer, scheduler, scaler, sampler = parts
+        load_state_dict_checked(model, resumed["model"], source=str(self.last_path))
+        optimizer.load_state_dict(resumed["optimizer"])
+        if scheduler is not None and resumed["scheduler"] is not None:
+            scheduler.load_state_dict(resumed["scheduler"])
+        if scaler.is_enabled() and resumed["scaler"]:
+            scaler.load_state_dict(resumed["scaler"])
+        self.best = [(float(v), str(p)) for v, p in resumed["best"]]
+        state = LoopState(**resumed["loop"])
+        try:
+            sampler.load_state_dict(resumed["sampler"])
+        except ValueError as error:
+            raise ConfigError(f"{self.last_path}: cannot resume the data order: {error}")
+        return state
+
+    def keep_best(self, model, metrics: dict, state: LoopState) -> None:
+        exp = self.exp
+        if exp.save_top_k <= 0:
+            return
+        if exp.monitor not in metrics:
+            raise ConfigError(
+                f"exp_manager.monitor {exp.monitor!r} is not a validation metric; "
+                f"the model reports {sorted(metrics)}"
+            )
+        value = float(metrics[exp.monitor])
+        sign = 1.0 if exp.mode == "min" else -1.0
+        full = len(self.best) >= exp.save_top_k
+        if not math.isfinite(value) or (full and sign * value >= sign * self.best[-1][0]):
+            return
+        path = self.folder / f"{exp.name}--{exp.monitor}={value:.4f}-step={state.step}.nemo"
+        if self.env.is_main:
+            model.save_to(path)
+        self.best = sorted(self.best + [(value, str(path))], key=lambda item: sign * item[0])
+        for _, old in self.best[exp.save_top_k :]:
+            if self.env.is_main and old != str(path):
+                Path(old).unlink(missing_ok=True)
+        self.best = self.best[: exp.save_top_k]
+
+    def export(self, model, path: Path) -> Path:
+        if self.env.is_main:
+            model.save_to(path)
+        distributed.barrier(self.env)
+        return path

@@ -1,0 +1,120 @@
+"""A tiny SpeechModel for the loop, checkpoint and CLI tests (no ASR model needed).
+
+Regression of a scalar from a random "audio" vector: y = <x, w> + noise, with a 2-layer
+MLP and dropout, so the torch RNG matters; the dataset can add numpy/python-random noise
+(`augment`), so those RNGs matter too. Items whose id is in `nan_ids` get a NaN target,
+which makes the batch loss non-finite.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from minispeech.model import SpeechModel
+
+LAST: list = []  # the most recently built TinyModel (tests read it after train())
+
+
+class TinyDataset(torch.utils.data.Dataset):
+    def __init__(self, n: int, n_samples: int, seed: int, nan_ids=(), augment=False):
+        generator = torch.Generator().manual_seed(seed)
+        self.audio = torch.randn(n, n_samples, generator=generator)  # (N, S)
+        weights = torch.linspace(-1.0, 1.0, n_samples)  # (S,)
+        noise = 0.1 * torch.randn(n, generator=generator)
+        self.target = self.audio @ weights + noise  # (N,)
+        self.ids = [f"utt{i:03d}" for i in range(n)]
+        for i, utt in enumerate(self.ids):
+            if utt in set(nan_ids):
+                self.target[i] = float("nan")
+        self.durations = [1.0 + 0.25 * (i % 4) for i in range(n)]  # 4 length buckets
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict:
+        audio = self.audio[i]
+        if self.augment:  # uses the python and numpy RNGs, as real augmentations do
+            scale = 1.0 + 0.01 * random.random()
+            audio = audio * scale + torch.from_numpy(np.random.normal(0, 0.01, audio.shape))
+        return {"audio": audio.float(), "target": self.target[i], "id": self.ids[i]}
+
+
+class TinyModel(SpeechModel):
+    """model: {_target_: tiny_model.TinyModel, n_samples, hidden, dropout, vocab?, ...}"""
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        n_samples, hidden = cfg["n_samples"], cfg.get("hidden", 8)
+        self.net = nn.Sequential(
+            nn.Linear(n_samples, hidden),
+            nn.Tanh(),
+            nn.Dropout(cfg.get("dropout", 0.1)),
+            nn.Linear(hidden, 1),
+        )
+        self.labels = None
+        if cfg.get("vocab"):  # an artifact: a file (or folder) stored in the model file
+            vocab = self.register_artifact("vocab")
+            vocab_file = vocab / "vocab.txt" if vocab.is_dir() else vocab
+            self.labels = vocab_file.read_text().split()
+        self.seen_ids: list = []
+        LAST[:] = [self]
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.net(audio).squeeze(-1)  # (B, S) -> (B,)
+
+    def training_step(self, batch: dict) -> dict:
+        self.seen_ids.append(list(batch["ids"]))
+        prediction = self(batch["audio"])
+        loss = torch.nn.functional.mse_loss(prediction, batch["target"])
+        return {"loss": loss}
+
+    def validation_step(self, batch: dict) -> dict:
+        error = self(batch["audio"]) - batch["target"]
+        return {"loss": float((error**2).sum()), "count": len(batch["ids"])}
+
+    def build_dataset(self, ds_cfg: dict) -> TinyDataset:
+        return TinyDataset(
+            ds_cfg["n"],
+            self.cfg["n_samples"],
+            ds_cfg.get("seed", 0),
+            ds_cfg.get("nan_ids", ()),
+            ds_cfg.get("augment", False),
+        )
+
+    def collate(self, items: list) -> dict:
+        return {
+            "audio": torch.stack([item["audio"] for item in items]),  # (B, S)
+            "target": torch.stack([item["target"] for item in items]),  # (B,)
+            "ids": [item["id"] for item in items],
+        }
+
+
+def tiny_config(exp_dir: Path, **sections) -> dict:
+    """A full train config for TinyModel; `sections` update model/trainer/exp_manager."""
+    cfg = {
+        "model": {
+            "_target_": "tiny_model.TinyModel",
+            "n_samples": 16,
+            "hidden": 8,
+            "dropout": 0.1,
+            "train_ds": {"n": 24, "seed": 1, "batch_size": 4, "shuffle": True,
+                         "augment": True},  # fmt: skip
+            "validation_ds": {"n": 8, "seed": 2, "batch_size": 4},
+            "optim": {"name": "adamw", "lr": 0.01, "weight_decay": 0.01,
+                      "sched": {"name": "CosineAnnealing", "warmup_steps": 2,
+                                "min_lr": 0.001}},  # fmt: skip
+        },
+        "trainer": {"max_steps": 8, "accelerator": "cpu", "val_check_interval": 4,
+                    "log_every_n_steps": 1, "enable_progress_bar": False, "seed": 7},  # fmt: skip
+        "exp_manager": {"exp_dir": str(exp_dir), "name": "tiny", "every_n_train_steps": 2,
+                        "save_top_k": 2},  # fmt: skip
+    }
+    for section, values in sections.items():
+        cfg[section].update(values)
+    return cfg
