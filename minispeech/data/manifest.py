@@ -47,11 +47,8 @@ class ManifestError(ValueError):
         super().__init__(f"{count} in manifest:\n" + "\n".join(self.problems))
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-# Known fields: (accepted types, human name). Other fields are not checked.
+# Known fields: (accepted types, human name); bool is refused even where int is
+# accepted. Other fields are not checked.
 _TYPES = {
     "audio_filepath": ((str,), "a string"),
     "text": ((str,), "a string"),
