@@ -107,6 +107,9 @@ class TransformerEncoder(nn.Module):
         )
         self.norm_out = nn.LayerNorm(d_model)
 
+    def extra_repr(self) -> str:
+        return f"att_context_size={self.att_context_size}"
+
     def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor):
         """feats (B, M, T), feat_lens (B,) -> enc (B, D, T'), enc_lens (B,)."""
         assert feats.dim() == 3 and feats.size(1) == self.feat_in, (
