@@ -145,15 +145,15 @@ def stft(
 def _overlap_add(frames: Tensor, hop_length: int) -> Tensor:
     """Sum frames (N, T, n_fft) into a signal (N, n_fft + hop * (T - 1))."""
     n, n_frames, n_fft = frames.shape
-    length = n_fft + hop_length * (n_frames - 1)
-    # fold is the adjoint of unfold: it adds each column back at its hop offset
-    out = F.fold(
-        frames.transpose(1, 2),  # (N, n_fft, T)
-        output_size=(1, length),
-        kernel_size=(1, n_fft),
-        stride=(1, hop_length),
-    )  # (N, 1, 1, length)
-    return out.reshape(n, length)
+    n_chunks = -(-n_fft // hop_length)  # ceil(n_fft / hop) hop-sized chunks per frame
+    out = frames.new_zeros(
+        n, n_frames + n_chunks - 1, hop_length
+    )  # (N, T + c - 1, hop)
+    # chunk j of frame t lands on output block t + j: add chunk j of every frame at once
+    for j in range(n_chunks):
+        chunk = frames[:, :, j * hop_length : (j + 1) * hop_length]  # (N, T, <= hop)
+        out[:, j : j + n_frames, : chunk.shape[-1]] += chunk
+    return out.reshape(n, -1)[:, : n_fft + hop_length * (n_frames - 1)]  # (N, L)
 
 
 def istft(
