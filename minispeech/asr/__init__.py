@@ -1,3 +1,4 @@
 """ASR heads, losses and decoders: CTC, RNN-T/TDT, attention encoder-decoder."""
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_reference import rnnt_loss_reference
+from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
