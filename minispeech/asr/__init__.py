@@ -2,3 +2,11 @@
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_reference import rnnt_loss_reference
 from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
+from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork
+from minispeech.asr.rnnt_decoding import (
+    Hypothesis,
+    rnnt_beam_search,
+    rnnt_beam_search_reference,
+    rnnt_greedy_decode,
+    rnnt_greedy_decode_single,
+)
