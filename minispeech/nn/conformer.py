@@ -95,55 +95,41 @@ class ConformerEncoder(nn.Module):
         self.att_context_size = _context_size(att_context_size)
         self.att_context_style = att_context_style
         self.self_attention_model = self_attention_model
-        if subsampling_conv_channels == -1:
-            subsampling_conv_channels = d_model
+        channels = (
+            d_model if subsampling_conv_channels == -1 else subsampling_conv_channels
+        )
         if subsampling and subsampling_factor > 1:
             self.pre_encode = ConvSubsampling(
-                feat_in,
-                d_model,
-                subsampling,
-                subsampling_factor,
-                subsampling_conv_channels,
+                feat_in, d_model, subsampling, subsampling_factor, channels
             )
         else:  # no subsampling: a per-frame projection M -> D
             self.pre_encode = nn.Linear(feat_in, d_model)
         xscale = math.sqrt(d_model) if xscaling else None
-        pos_args = (d_model, pos_emb_max_len, xscale, dropout_pre_encoder, dropout_emb)
-        if self_attention_model == "rel_pos":
-            self.pos_enc = RelPositionalEncoding(*pos_args)
-        elif self_attention_model == "abs_pos":
-            self.pos_enc = PositionalEncoding(*pos_args)
-        else:
-            raise ValueError(
-                "self_attention_model must be 'rel_pos' or 'abs_pos', "
-                f"got {self_attention_model!r}"
-            )
+        self.pos_enc = _positional_encoding(
+            self_attention_model,
+            (d_model, pos_emb_max_len, xscale, dropout_pre_encoder, dropout_emb),
+        )
         pos_bias_u = pos_bias_v = None
-        if (
-            not untie_biases and self_attention_model == "rel_pos"
-        ):  # one u, v for all layers
-            d_head = d_model // n_heads
-            pos_bias_u = nn.Parameter(torch.zeros(n_heads, d_head))
-            pos_bias_v = nn.Parameter(torch.zeros(n_heads, d_head))
-        conv_context = _conv_context(conv_context_size, conv_kernel_size)
-        impl = "sdpa" if use_pytorch_sdpa else "reference"
+        if not untie_biases and self_attention_model == "rel_pos":  # one u, v for all
+            pos_bias_u = nn.Parameter(torch.zeros(n_heads, d_model // n_heads))
+            pos_bias_v = nn.Parameter(torch.zeros(n_heads, d_model // n_heads))
+        layer_args = dict(
+            d_model=d_model,
+            d_ff=d_model * ff_expansion_factor,
+            n_heads=n_heads,
+            self_attention_model=self_attention_model,
+            conv_kernel_size=conv_kernel_size,
+            conv_norm_type=conv_norm_type,
+            conv_context_size=_conv_context(conv_context_size, conv_kernel_size),
+            dropout=dropout,
+            dropout_att=dropout_att,
+            use_bias=use_bias,
+            impl="sdpa" if use_pytorch_sdpa else "reference",
+            pos_bias_u=pos_bias_u,
+            pos_bias_v=pos_bias_v,
+        )
         self.layers = nn.ModuleList(
-            ConformerLayer(
-                d_model,
-                d_model * ff_expansion_factor,
-                n_heads,
-                self_attention_model,
-                conv_kernel_size,
-                conv_norm_type,
-                conv_context,
-                dropout,
-                dropout_att,
-                use_bias,
-                impl,
-                pos_bias_u,
-                pos_bias_v,
-            )
-            for _ in range(n_layers)
+            ConformerLayer(**layer_args) for _ in range(n_layers)
         )
         self.out_proj = None
         if feat_out > 0 and feat_out != d_model:
@@ -204,6 +190,18 @@ class ConformerEncoder(nn.Module):
         if torch.rand(()) < drop_prob:
             return x + 0.0 * y  # dropped: keep every weight in the graph for DDP
         return x + (y - x) / (1.0 - drop_prob)  # kept: rescale the residual branch
+
+
+def _positional_encoding(self_attention_model: str, args: tuple) -> nn.Module:
+    """Relative sinusoids for rel_pos (returned to the layers), absolute for abs_pos."""
+    if self_attention_model == "rel_pos":
+        return RelPositionalEncoding(*args)
+    if self_attention_model == "abs_pos":
+        return PositionalEncoding(*args)
+    raise ValueError(
+        "self_attention_model must be 'rel_pos' or 'abs_pos', "
+        f"got {self_attention_model!r}"
+    )
 
 
 def _context_size(att_context_size) -> tuple[int, int]:
