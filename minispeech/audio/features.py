@@ -142,11 +142,8 @@ class MelSpectrogram(nn.Module):
         self.log_zero_guard_type = log_zero_guard_type
         self.log_zero_guard_value = log_zero_guard_value
         self.dither, self.pad_to, self.pad_value = dither, pad_to, pad_value
-        self.frame_splicing, self.mag_power, self.use_grads = (
-            frame_splicing,
-            mag_power,
-            use_grads,
-        )
+        self.frame_splicing, self.mag_power = frame_splicing, mag_power
+        self.use_grads = use_grads
         self.rng = random.Random() if rng is None else rng
         # narrow-band augmentation: zero the bins at and above nb_max_freq
         self.nb_augmentation_prob = (
@@ -155,19 +152,11 @@ class MelSpectrogram(nn.Module):
         self.nb_max_bin = int(nb_max_freq / sample_rate * self.n_fft)
         # NeMo takes a *symmetric* window ("none" or None: rectangular)
         window = "ones" if window in (None, "none", "ones") else window
-        self.register_buffer(
-            "window",
-            get_window(window, self.win_length, periodic=False),
-            persistent=False,
-        )
+        window = get_window(window, self.win_length, periodic=False)  # (win_length,)
+        self.register_buffer("window", window, persistent=False)
+        f_max = highfreq or sample_rate / 2
         fb = mel_filterbank(
-            sample_rate,
-            self.n_fft,
-            features,
-            lowfreq,
-            highfreq or sample_rate / 2,
-            htk=False,
-            norm=mel_norm,
+            sample_rate, self.n_fft, features, lowfreq, f_max, norm=mel_norm
         )
         self.register_buffer("fb", fb, persistent=False)  # (M, F)
 
@@ -237,10 +226,8 @@ class MelSpectrogram(nn.Module):
                 [audio[:, :1], audio[:, 1:] - self.preemph * audio[:, :-1]], 1
             )
             # NeMo masks by the unpadded length, also with exact_pad; kept for parity
-            valid = (
-                torch.arange(audio.shape[1], device=audio.device) < audio_lens[:, None]
-            )
-            audio = audio.masked_fill(~valid, 0.0)
+            samples = torch.arange(audio.shape[1], device=audio.device)  # (S,)
+            audio = audio.masked_fill(samples >= audio_lens[:, None], 0.0)
         return audio
 
     def _power_spectrum(self, audio: Tensor) -> Tensor:
@@ -257,16 +244,17 @@ class MelSpectrogram(nn.Module):
         guard = CONSTANT if self.use_grads else 0.0  # keeps sqrt differentiable at 0
         mag = torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + guard)  # (B, F, T)
         if self.training and self.nb_augmentation_prob > 0:
-            # one coin per utterance from the Python rng, as NeMo draws them
-            coins = [
-                self.rng.random() < self.nb_augmentation_prob for _ in range(len(mag))
-            ]
-            narrow = torch.tensor(coins, device=mag.device)[:, None]  # (B, 1)
-            high = (
-                torch.arange(mag.shape[1], device=mag.device) >= self.nb_max_bin
-            )  # (F,)
-            mag = mag.masked_fill((narrow & high)[:, :, None], 0.0)  # (B, F, T)
+            mag = self._narrow_band(mag)
         return mag.pow(self.mag_power) if self.mag_power != 1.0 else mag
+
+    def _narrow_band(self, mag: Tensor) -> Tensor:
+        """Zero the bins >= nb_max_freq of each utterance with nb_augmentation_prob."""
+        # one coin per utterance from the Python rng, as NeMo draws them
+        p = self.nb_augmentation_prob
+        coins = torch.tensor([self.rng.random() < p for _ in range(len(mag))])
+        high = torch.arange(mag.shape[1]) >= self.nb_max_bin  # (F,)
+        drop = coins[:, None] & high  # (B, F)
+        return mag.masked_fill(drop.to(mag.device)[:, :, None], 0.0)  # (B, F, T)
 
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> (feats (B, M, T), feat_lens (B,))."""
@@ -274,6 +262,10 @@ class MelSpectrogram(nn.Module):
         assert (
             audio_lens.shape == audio.shape[:1]
         ), f"audio_lens must be (B,)=({audio.shape[0]},), got {tuple(audio_lens.shape)}"
+        if (audio_lens > audio.shape[1]).any() or (audio_lens < 0).any():
+            raise ValueError(
+                f"audio_lens must be in 0..{audio.shape[1]}, got {audio_lens.tolist()}"
+            )
         with (
             torch.set_grad_enabled(self.use_grads and torch.is_grad_enabled()),
             torch.autocast(audio.device.type, enabled=False),
@@ -292,9 +284,8 @@ class MelSpectrogram(nn.Module):
             # NeMo's splice_frames concatenates *unshifted* copies; reproduced as is
             x = x.repeat(1, self.frame_splicing, 1)  # (B, M * frame_splicing, T)
         x = normalize_features(x, feat_lens, self.normalize)
-        padding = (
-            torch.arange(x.shape[-1], device=x.device) >= feat_lens[:, None]
-        )  # (B, T)
+        frames = torch.arange(x.shape[-1], device=x.device)  # (T,)
+        padding = frames >= feat_lens[:, None]  # (B, T)
         x = x.masked_fill(padding[:, None, :], self.pad_value)
         if self.pad_to > 0 and x.shape[-1] % self.pad_to:
             extra = self.pad_to - x.shape[-1] % self.pad_to

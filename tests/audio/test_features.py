@@ -267,5 +267,7 @@ def test_config_keys_errors_and_refusals():
         MelSpectrogram(exact_pad=True, window_stride=None, n_window_stride=161)
     with pytest.warns(UserWarning, match="stft_conv"):
         MelSpectrogram(stft_conv=True)
+    with pytest.raises(ValueError, match="audio_lens must be in 0..100"):
+        MelSpectrogram()(torch.zeros(1, 100), torch.tensor([200]))
     with pytest.raises(AssertionError, match=r"\(B, S\)"):
         MelSpectrogram()(torch.zeros(16000), torch.tensor([16000]))
