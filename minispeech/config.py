@@ -152,19 +152,24 @@ def locate(target: str, *, trust_targets: bool = False) -> Any:
             f"_target_ {target!r} is outside the minispeech package; refusing to import it "
             "(pass trust_targets=True only for configs you wrote or trust)"
         )
-    module_name, _, attr = target.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        # `package.module.Class.inner`: the class is not a module, step one level up
-        if error.name != module_name or "." not in module_name:
+    parts = target.split(".")
+    for i in range(len(parts) - 1, 0, -1):  # the longest importable module prefix
+        module_name = ".".join(parts[:i])
+        try:
+            obj = importlib.import_module(module_name)
+            break
+        except ModuleNotFoundError as error:
+            if error.name is None or not (module_name + ".").startswith(error.name + "."):
+                raise ConfigError(f"_target_ {target!r}: cannot import: {error}") from None
+        except ImportError as error:
             raise ConfigError(f"_target_ {target!r}: cannot import: {error}") from None
-        return getattr(locate(module_name, trust_targets=trust_targets), attr)
-    except ImportError as error:
-        raise ConfigError(f"_target_ {target!r}: cannot import: {error}") from None
-    if not hasattr(module, attr):
-        raise ConfigError(f"_target_ {target!r}: module {module_name} has no {attr!r}")
-    return getattr(module, attr)
+    else:
+        raise ConfigError(f"_target_ {target!r}: cannot import {parts[0]!r}")
+    for attr in parts[i:]:  # then attributes: module.Class(.inner)
+        if not hasattr(obj, attr):
+            raise ConfigError(f"_target_ {target!r}: {obj.__name__} has no {attr!r}")
+        obj = getattr(obj, attr)
+    return obj
 
 
 def instantiate(cfg: dict, *, trust_targets: bool = False, **extra: Any) -> Any:
