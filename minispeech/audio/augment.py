@@ -46,7 +46,8 @@ class SpecAugment(nn.Module):
     freq_width is the widest frequency mask in mels; time_width the widest time mask,
     in frames (int) or as a fraction of each utterance's valid length (float).
     NeMo's rect_* (SpecCutout) keys are accepted for config compatibility but only
-    rect_masks=0 is supported; its implementation switches change nothing here.
+    rect_masks=0 is supported, and rng only as None (a torch.Generator goes to
+    forward instead); its implementation switches change nothing here.
     """
 
     def __init__(
@@ -61,8 +62,13 @@ class SpecAugment(nn.Module):
         rect_freq: int = 20,
         use_vectorized_spec_augment: bool = True,
         use_numba_spec_augment: bool = False,
+        rng: object | None = None,
     ):
         super().__init__()
+        if rng is not None:
+            raise ValueError(
+                "SpecAugment: rng is not supported; pass forward(generator=)"
+            )
         if rect_masks:
             raise ValueError(
                 f"SpecAugment: rect_masks={rect_masks} (SpecCutout) is not supported"
@@ -84,9 +90,8 @@ class SpecAugment(nn.Module):
         device = generator.device if generator is not None else torch.device("cpu")
         lens = feat_lens.long().to(device)  # (B,)
         # 1) frequency bands, the same mels for every valid frame of an utterance
-        max_f, mels = torch.full_like(lens, self.freq_width), torch.full_like(
-            lens, n_mels
-        )
+        max_f = torch.full_like(lens, self.freq_width)  # (B,)
+        mels = torch.full_like(lens, n_mels)  # (B,)
         starts, widths = draw_bands(self.freq_masks, max_f, mels, generator)
         freq = band_mask(starts, widths, n_mels)  # (B, M)
         # 2) time bands inside [0, len); a float width is a fraction of len

@@ -88,6 +88,8 @@ def test_reproducible_with_a_generator_and_fresh_otherwise():
 def test_disabled_and_bad_arguments():
     feats, lens = torch.randn(2, 80, 50), torch.tensor([50, 20])
     assert torch.equal(SpecAugment()(feats, lens), feats)  # 0 masks: identity
+    with pytest.raises(ValueError, match="rng"):
+        SpecAugment(rng=object())
     with pytest.raises(ValueError, match="rect_masks"):
         SpecAugment(rect_masks=5)
     with pytest.raises(ValueError, match="fraction"):
