@@ -11,7 +11,8 @@ from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
 
 
 def _torch_ctc(log_probs, targets, input_lens, target_lens, **kwargs):
-    return F.ctc_loss(log_probs.transpose(0, 1), targets, input_lens, target_lens, **kwargs)
+    log_probs = log_probs.transpose(0, 1)  # torch wants (T,B,V)
+    return F.ctc_loss(log_probs, targets, input_lens, target_lens, **kwargs)
 
 
 def _random_case(n_batch=4, n_frames=20, n_vocab=6, n_labels=6, dtype=torch.float64,
@@ -101,7 +102,9 @@ def _brute_force_nll(log_probs, target, blank):
     return -torch.logsumexp(torch.stack(terms), 0)
 
 
-@pytest.mark.parametrize("target,blank", [([1, 2], 0), ([1, 1], 0), ([0, 1, 0], 2), ([], 0)])
+@pytest.mark.parametrize(
+    "target,blank", [([1, 2], 0), ([1, 1], 0), ([0, 1, 0], 2), ([], 0)]
+)
 def test_brute_force_enumeration(target, blank):
     """All 3^6 = 729 paths of T = 6 frames over V = 3 symbols."""
     logits = torch.randn(1, 6, 3, dtype=torch.float64, requires_grad=True)
