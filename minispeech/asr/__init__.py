@@ -10,3 +10,5 @@ from minispeech.asr.rnnt_decoding import (
     rnnt_greedy_decode,
     rnnt_greedy_decode_single,
 )
+from minispeech.asr.tdt import tdt_loss
+from minispeech.asr.tdt_decoding import tdt_greedy_decode, tdt_greedy_decode_single
