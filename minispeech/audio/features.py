@@ -69,6 +69,16 @@ def _window_samples(
     return n
 
 
+def _warn_deprecated(**flags: bool) -> None:
+    """NeMo ignores these deprecated switches with a warning; so do we."""
+    for key, value in flags.items():
+        if value:
+            warnings.warn(
+                f"MelSpectrogram: {key}=True is deprecated in NeMo and ignored; "
+                "features use the one STFT path"
+            )
+
+
 class MelSpectrogram(nn.Module):
     """Audio (B, S) -> normalized log-mel features (B, M, T), as NeMo computes them.
 
@@ -113,32 +123,25 @@ class MelSpectrogram(nn.Module):
         max_duration: float = 16.7,
     ):
         super().__init__()
-        for key, value in (
-            ("use_torchaudio", use_torchaudio),
-            ("stft_conv", stft_conv),
-            ("stft_exact_pad", stft_exact_pad),
-        ):
-            if value:
-                warnings.warn(
-                    f"MelSpectrogram: {key}=True is deprecated in NeMo and "
-                    "ignored; features use the one STFT path"
-                )
+        _warn_deprecated(
+            use_torchaudio=use_torchaudio,
+            stft_conv=stft_conv,
+            stft_exact_pad=stft_exact_pad,
+        )
         self.sample_rate = sample_rate
-        self.win_length = _window_samples(
-            window_size, n_window_size, sample_rate, "window_size"
-        )
-        self.hop_length = _window_samples(
-            window_stride, n_window_stride, sample_rate, "window_stride"
-        )
+        sizes = (window_size, n_window_size), (window_stride, n_window_stride)
+        self.win_length = _window_samples(*sizes[0], sample_rate, "window_size")
+        self.hop_length = _window_samples(*sizes[1], sample_rate, "window_stride")
         # n_fft: the next power of two of the window, 0.025 s * 16 kHz = 400 -> 512
         self.n_fft = n_fft or 2 ** math.ceil(math.log2(self.win_length))
         if exact_pad and self.hop_length % 2:
             raise ValueError(f"exact_pad=True needs an even hop, got {self.hop_length}")
-        self.exact_pad = exact_pad
         self._check_options(
             normalize, log_zero_guard_type, log_zero_guard_value, pad_to, frame_splicing
         )
-        self.normalize, self.preemph, self.log = normalize, preemph, log
+        self.exact_pad, self.normalize, self.preemph, self.log = (
+            exact_pad, normalize, preemph, log
+        )  # fmt: skip
         self.log_zero_guard_type = log_zero_guard_type
         self.log_zero_guard_value = log_zero_guard_value
         self.dither, self.pad_to, self.pad_value = dither, pad_to, pad_value
@@ -146,9 +149,8 @@ class MelSpectrogram(nn.Module):
         self.use_grads = use_grads
         self.rng = random.Random() if rng is None else rng
         # narrow-band augmentation: zero the bins at and above nb_max_freq
-        self.nb_augmentation_prob = (
-            nb_augmentation_prob if nb_max_freq < sample_rate / 2 else 0.0
-        )
+        too_high = nb_max_freq >= sample_rate / 2
+        self.nb_augmentation_prob = 0.0 if too_high else nb_augmentation_prob
         self.nb_max_bin = int(nb_max_freq / sample_rate * self.n_fft)
         # NeMo takes a *symmetric* window ("none" or None: rectangular)
         window = "ones" if window in (None, "none", "ones") else window
