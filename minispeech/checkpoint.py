@@ -1,23 +1,26 @@
-"""Model files in NeMo's `.nemo` layout, written atomically and read without trusting them.
+"""Model files in NeMo's `.nemo` layout: written atomically, read without trust.
 
 A model file is an uncompressed tar holding
   model_config.yaml   the model's config section, `_target_` (the model class) included
   model_weights.ckpt  a plain state dict (`torch.save`), read with `weights_only=True`
-  artifacts           files (or flat folders of files) such as `tokenizer.model`/`vocab.txt`
+  artifacts           files (or flat folders of files) such as
+  `tokenizer.model`/`vocab.txt`
 Artifacts are referenced from the config by member name with NeMo's `nemo:` prefix, e.g.
-`tokenizer: {dir: "nemo:tokenizer"}`; reading rewrites each reference to the path where the
-member was extracted, so the model is rebuilt from a config that points at real files.
+`tokenizer: {dir: "nemo:tokenizer"}`; reading rewrites each reference to the path where
+the member was extracted, so the model is rebuilt from a config that points at real
+files.
 
-Reading trusts nothing in the archive (the tarfile docs warn that `extractall` on untrusted
-input can write outside the target folder): absolute paths, `..`, links, devices and members
-that the config does not reference are refused with an error, never skipped; the weights are
-unpickled with `torch.load(weights_only=True)`, which refuses every global outside a small
-allow-list, so a pickle payload never runs. Writing goes to a temporary file in the same
-folder that is `os.replace`d over the final name, so a crash leaves either the old file or
-the new one, never half a file.
+Reading trusts nothing in the archive (the tarfile docs warn that `extractall` on
+untrusted input can write outside the target folder): absolute paths, `..`, links,
+devices and members that the config does not reference are refused with an error, never
+skipped; the weights are unpickled with `torch.load(weights_only=True)`, which refuses
+every global outside a small allow-list, so a pickle payload never runs. Writing goes to
+a temporary file in the same folder that is `os.replace`d over the final name, so a
+crash leaves either the old file or the new one, never half a file.
 
-Differs from NeMo: NeMo's config names the class as `target:` and prefixes artifact names
-with a uuid; both are read here, but minispeech writes `_target_` and plain member names.
+Differs from NeMo: NeMo's config names the class as `target:` and prefixes artifact
+names with a uuid; both are read here, but minispeech writes `_target_` and plain member
+names.
 """
 
 from __future__ import annotations
@@ -41,22 +44,26 @@ ARTIFACT_PREFIX = "nemo:"
 
 
 class CheckpointError(RuntimeError):
-    """A model or training-state file that cannot be read or does not fit; names the file."""
+    """A model or training-state file that cannot be read or does not fit."""
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    config: dict  # model config; `nemo:` artifact references replaced by extracted paths
+    config: (
+        dict  # model config; `nemo:` artifact references replaced by extracted paths
+    )
     state_dict: dict  # parameter/buffer name -> tensor
     artifacts: dict  # member name -> Path of the extracted file or folder
-    workdir: Path | None  # folder holding the extracted artifacts (None if there are none)
+    workdir: (
+        Path | None
+    )  # folder holding the extracted artifacts (None if there are none)
 
 
 # ---------------------------------------------------------------- writing
 
 
 def atomic_write(path: str | Path, write) -> Path:
-    """Call `write(file)` on a temporary file beside `path`, fsync it, then rename it."""
+    """`write(file)` into a temporary file beside `path`, fsync, rename over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -72,14 +79,16 @@ def atomic_write(path: str | Path, write) -> Path:
     return path
 
 
-def save_checkpoint(path: str | Path, config: dict, state_dict: dict, artifacts: dict) -> Path:
+def save_checkpoint(
+    path: str | Path, config: dict, state_dict: dict, artifacts: dict
+) -> Path:
     """Write a `.nemo`-style tar. `artifacts` maps member name -> source file or folder;
     every `nemo:<member>` reference in `config` must have an entry and vice versa."""
     refs = set(_artifact_refs(config).values())
     if refs != set(artifacts):
         raise CheckpointError(
-            f"{path}: config references artifacts {sorted(refs)} but {sorted(artifacts)} "
-            "were given"
+            f"{path}: config references artifacts {sorted(refs)} "
+            f"but {sorted(artifacts)} were given"
         )
     weights = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, weights)
@@ -103,13 +112,17 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def _add_artifact(tar: tarfile.TarFile, path: Path, member: str, source: Path) -> None:
     if "/" in member or member in ("", ".", "..") or not _is_regular_or_dir(source):
-        raise CheckpointError(f"{path}: artifact {member!r} from {source} is not usable")
+        raise CheckpointError(
+            f"{path}: artifact {member!r} from {source} is not usable"
+        )
     if source.is_file():
         _add_bytes(tar, member, source.read_bytes())
         return
     for child in sorted(source.iterdir()):  # a flat folder, e.g. a tokenizer directory
         if not child.is_file() or child.is_symlink():
-            raise CheckpointError(f"{path}: artifact folder {source} may hold only files: {child}")
+            raise CheckpointError(
+                f"{path}: artifact folder {source} may hold only files: {child}"
+            )
         _add_bytes(tar, f"{member}/{child.name}", child.read_bytes())
 
 
@@ -148,7 +161,9 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> Checkpoint:
             state_dict = _read_weights(path, tar, members, map_location)
             workdir = _extract_artifacts(path, tar, files) if refs else None
     except (tarfile.TarError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path}: truncated or corrupt archive: {error}") from None
+        raise CheckpointError(
+            f"{path}: truncated or corrupt archive: {error}"
+        ) from None
     artifacts = {name: workdir / name for name in sorted(set(refs.values()))}
     for dotted, name in refs.items():
         _set_ref(config, dotted, str(artifacts[name]))
@@ -162,11 +177,15 @@ def _member_name(path: Path, member: tarfile.TarInfo) -> str:
         name = name[2:]
     parts = name.split("/")
     if name.startswith("/") or "\\" in name or ".." in parts or ":" in parts[0]:
-        raise CheckpointError(f"{path}: unsafe member name {member.name!r} (absolute or '..')")
+        raise CheckpointError(
+            f"{path}: unsafe member name {member.name!r} (absolute or '..')"
+        )
     if member.issym() or member.islnk():
         raise CheckpointError(f"{path}: member {member.name!r} is a link; refusing it")
     if not (member.isfile() or member.isdir()):
-        raise CheckpointError(f"{path}: member {member.name!r} is a device or special file")
+        raise CheckpointError(
+            f"{path}: member {member.name!r} is a device or special file"
+        )
     return name.rstrip("/") or "."
 
 
@@ -181,9 +200,11 @@ def _safe_members(path: Path, tar: tarfile.TarFile) -> dict:
 
 
 def _check_members(path: Path, members: dict, artifact_names: set) -> dict:
-    """Every member must be expected; returns the artifact files: member name -> TarInfo."""
+    """Every member must be expected; returns the artifact files (name -> TarInfo)."""
     for required in (CONFIG_NAME, WEIGHTS_NAME, *sorted(artifact_names)):
-        if required not in members and not any(m.startswith(required + "/") for m in members):
+        if required not in members and not any(
+            m.startswith(required + "/") for m in members
+        ):
             raise CheckpointError(f"{path}: missing member {required!r}")
     files, unexpected = {}, []
     for name, member in members.items():
@@ -204,18 +225,24 @@ def _read_member(path: Path, tar: tarfile.TarFile, member: tarfile.TarInfo) -> b
     file = tar.extractfile(member)
     data = file.read() if file is not None else b""
     if len(data) != member.size:
-        raise CheckpointError(f"{path}: truncated archive: member {member.name!r} is short")
+        raise CheckpointError(
+            f"{path}: truncated archive: member {member.name!r} is short"
+        )
     return data
 
 
 def _read_config(path: Path, tar: tarfile.TarFile, members: dict) -> dict:
     if CONFIG_NAME not in members:
         raise CheckpointError(f"{path}: missing member {CONFIG_NAME!r}")
-    text = _read_member(path, tar, members[CONFIG_NAME]).decode("utf-8", errors="replace")
+    text = _read_member(path, tar, members[CONFIG_NAME]).decode(
+        "utf-8", errors="replace"
+    )
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise CheckpointError(f"{path}: {CONFIG_NAME} is not valid YAML: {error}") from None
+        raise CheckpointError(
+            f"{path}: {CONFIG_NAME} is not valid YAML: {error}"
+        ) from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: {CONFIG_NAME} must hold a mapping")
     return config
@@ -223,24 +250,32 @@ def _read_config(path: Path, tar: tarfile.TarFile, members: dict) -> dict:
 
 def _read_weights(path: Path, tar, members: dict, map_location: Any) -> dict:
     data = _read_member(path, tar, members[WEIGHTS_NAME])
-    state_dict = load_torch_file(io.BytesIO(data), map_location, f"{path}: {WEIGHTS_NAME}")
+    state_dict = load_torch_file(
+        io.BytesIO(data), map_location, f"{path}: {WEIGHTS_NAME}"
+    )
     if not isinstance(state_dict, dict) or not all(
         isinstance(v, torch.Tensor) for v in state_dict.values()
     ):
-        raise CheckpointError(f"{path}: {WEIGHTS_NAME} is not a plain state dict of tensors")
+        raise CheckpointError(
+            f"{path}: {WEIGHTS_NAME} is not a plain state dict of tensors"
+        )
     return state_dict
 
 
 def load_torch_file(file: Any, map_location: Any, name: str) -> Any:
-    """`torch.load(weights_only=True)` with every failure turned into a CheckpointError."""
+    """`torch.load(weights_only=True)`; every failure becomes a CheckpointError."""
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for bad bytes
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        kind = "refused to unpickle" if "Weights only load failed" in str(error) else (
-            "corrupt torch file"
+        kind = (
+            "refused to unpickle"
+            if "Weights only load failed" in str(error)
+            else ("corrupt torch file")
         )
-        raise CheckpointError(f"{name}: {kind}: {type(error).__name__}: {first_line}") from None
+        raise CheckpointError(
+            f"{name}: {kind}: {type(error).__name__}: {first_line}"
+        ) from None
 
 
 def _extract_artifacts(path: Path, tar: tarfile.TarFile, files: dict) -> Path:
@@ -294,14 +329,19 @@ def load_state_dict_checked(
                 lines[-1] += " ..." if len(keys) > 20 else ""
         raise CheckpointError("\n".join(lines))
     bad = set(groups["unexpected"]) | {s.split(":")[0] for s in groups["mis-shaped"]}
-    module.load_state_dict({k: v for k, v in state_dict.items() if k not in bad}, strict=False)
+    module.load_state_dict(
+        {k: v for k, v in state_dict.items() if k not in bad}, strict=False
+    )
     return groups
 
 
 def restore_from(
-    path: str | Path, map_location: Any = "cpu", strict: bool = True, trust_targets: bool = False
+    path: str | Path,
+    map_location: Any = "cpu",
+    strict: bool = True,
+    trust_targets: bool = False,
 ):
-    """Rebuild a SpeechModel from a model file: the config's `_target_` class, then weights."""
+    """Rebuild a SpeechModel from a model file: `_target_` class, then weights."""
     from minispeech.config import ConfigError, locate
     from minispeech.model import SpeechModel
 
@@ -316,9 +356,13 @@ def restore_from(
     except ConfigError as error:
         raise CheckpointError(f"{path}: {error}") from None
     if not (isinstance(cls, type) and issubclass(cls, SpeechModel)):
-        raise CheckpointError(f"{path}: _target_ {target!r} is not a SpeechModel subclass")
+        raise CheckpointError(
+            f"{path}: _target_ {target!r} is not a SpeechModel subclass"
+        )
     model = cls(checkpoint.config)
-    load_state_dict_checked(model, checkpoint.state_dict, strict=strict, source=str(path))
+    load_state_dict_checked(
+        model, checkpoint.state_dict, strict=strict, source=str(path)
+    )
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
     return model

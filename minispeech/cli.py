@@ -6,8 +6,8 @@
     minispeech corpus build [--out DIR] [--seed N] [--jobs N]
 
 Verbs live in `VERBS` as "module:function" strings and are imported only when used, so
-`minispeech --help` answers at once without importing torch. A task adds its verb with one
-line here; its function takes the remaining arguments and returns an exit code.
+`minispeech --help` answers at once without importing torch. A task adds its verb with
+one line here; its function takes the remaining arguments and returns an exit code.
 Errors from minispeech itself (a bad config, a refused model file) print one clear line
 instead of a traceback.
 """
@@ -22,14 +22,23 @@ import sys
 # verb -> ("module:function", one-line help); imported lazily
 VERBS = {
     "train": ("minispeech.cli:train_verb", "train a model from a YAML config"),
-    "inspect": ("minispeech.cli:inspect_verb", "show a model file's config, size and artifacts"),
-    "manifest": ("minispeech.cli:manifest_verb", "check a JSONL manifest against its audio"),
+    "inspect": (
+        "minispeech.cli:inspect_verb",
+        "show a model file's config, size and artifacts",
+    ),
+    "manifest": (
+        "minispeech.cli:manifest_verb",
+        "check a JSONL manifest against its audio",
+    ),
     "corpus": ("minispeech.cli:corpus_verb", "build the bundled tinyspeech corpus"),
 }
 
 
 def usage() -> str:
-    lines = ["usage: minispeech <verb> [arguments]   (minispeech <verb> --help for more)", ""]
+    lines = [
+        "usage: minispeech <verb> [arguments]   (minispeech <verb> --help for more)",
+        "",
+    ]
     lines += [f"  {verb:<10} {help_text}" for verb, (_, help_text) in VERBS.items()]
     return "\n".join(lines)
 
@@ -66,15 +75,23 @@ def train_verb(argv: list[str]) -> int:
         "exp_manager). Multi-GPU: torchrun --nproc_per_node=N -m minispeech train ...",
     )
     parser.add_argument("config", help="YAML file, e.g. configs/asr/conformer_ctc.yaml")
-    parser.add_argument("overrides", nargs="*", help="key=value (e.g. trainer.max_steps=100)"
-                        " or +new.key=value")  # fmt: skip
-    parser.add_argument("--trust-targets", action="store_true",
-                        help="allow a model _target_ outside the minispeech package")  # fmt: skip
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="key=value (e.g. trainer.max_steps=100)" " or +new.key=value",
+    )
+    parser.add_argument(
+        "--trust-targets",
+        action="store_true",
+        help="allow a model _target_ outside the minispeech package",
+    )
     args = parser.parse_intermixed_args(argv)
     from minispeech.config import load_config
     from minispeech.train import train
 
-    path = train(load_config(args.config, args.overrides), trust_targets=args.trust_targets)
+    path = train(
+        load_config(args.config, args.overrides), trust_targets=args.trust_targets
+    )
     print(f"model file: {path}")
     return 0
 
@@ -113,7 +130,7 @@ def describe(path, checkpoint) -> str:
 
 
 def _short(value, width: int = 70) -> str:
-    """One line per config entry: sections show their _target_ and keys, long lists a count."""
+    """One line per config entry: a section's _target_ and keys, a long list's size."""
     if isinstance(value, dict):
         target = value.get("_target_")
         keys = ", ".join(str(k) for k in value if k != "_target_")
@@ -126,11 +143,15 @@ def _short(value, width: int = 70) -> str:
 
 
 def manifest_verb(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="minispeech manifest",
-                                     description="Work with JSONL manifests.")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="minispeech manifest", description="Work with JSONL manifests."
+    )
     sub = parser.add_subparsers(dest="action", required=True)
-    check = sub.add_parser("check", help="validate every line and compare durations "
-                           "with the audio headers; exit 1 if there are problems")  # fmt: skip
+    check = sub.add_parser(
+        "check",
+        help="validate every line and compare durations "
+        "with the audio headers; exit 1 if there are problems",
+    )
     check.add_argument("manifest", help="JSONL manifest file")
     args = parser.parse_args(argv)
     from minispeech.data.manifest import check_manifest
@@ -141,8 +162,12 @@ def manifest_verb(argv: list[str]) -> int:
 
 
 def corpus_verb(argv: list[str]) -> int:
-    """`minispeech corpus build [--out DIR] ...` = `python -m minispeech.data.corpus build`."""
-    if argv[:1] == ["build"] and "--out" not in argv and not {"-h", "--help"} & set(argv):
+    """`python -m minispeech.data.corpus ...`; `--out` defaults to data/tinyspeech."""
+    if (
+        argv[:1] == ["build"]
+        and "--out" not in argv
+        and not {"-h", "--help"} & set(argv)
+    ):
         argv = [*argv, "--out", "data/tinyspeech"]
     from minispeech.data.corpus import main as corpus_main
 

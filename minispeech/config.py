@@ -1,17 +1,18 @@
 """Configs: plain YAML, dotted command-line overrides and a safe `_target_` builder.
 
 A config is a nested dict read with `yaml.safe_load` (no tags, no interpolation, no
-environment variables). Overrides use NeMo's dotted form, `model.optim.lr=0.001`; the value
-is parsed with `ast.literal_eval` as in nanoGPT's configurator and minGPT's
-`merge_from_args`, and falls back to the raw string. Overriding a key that does not exist is
-an error (a typo must not silently start a run); `+a.b=value` adds a new key (Hydra's
-syntax). `instantiate({"_target_": "minispeech.x.Class", ...})` imports the class and calls
-it with the other keys; `_target_`s outside `minispeech.` are refused unless the caller
-trusts the config, because a config read from a downloaded checkpoint must not be able to
-import and run arbitrary code.
+environment variables). Overrides use NeMo's dotted form, `model.optim.lr=0.001`; the
+value is parsed with `ast.literal_eval` as in nanoGPT's configurator and minGPT's
+`merge_from_args`, and falls back to the raw string. Overriding a key that does not
+exist is an error (a typo must not silently start a run); `+a.b=value` adds a new key
+(Hydra's syntax). `instantiate({"_target_": "minispeech.x.Class", ...})` imports the
+class and calls it with the other keys; `_target_`s outside `minispeech.` are refused
+unless the caller trusts the config, because a config read from a downloaded checkpoint
+must not be able to import and run arbitrary code.
 
-Differs from Hydra/OmegaConf: no `${...}` interpolation, no recursive instantiation (a model
-builds its own sub-modules from its section, so every constructor call is visible in code).
+Differs from Hydra/OmegaConf: no `${...}` interpolation, no recursive instantiation (a
+model builds its own sub-modules from its section, so every constructor call is visible
+in code).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from typing import Any, Iterable
 import yaml
 
 ALLOWED_PREFIX = "minispeech."
-# The YAML spellings a user types on the command line, read as the YAML file would read them.
+# The YAML spellings a user types on the command line, read as the YAML file would read
+# them.
 _YAML_WORDS = {"true": True, "false": False, "null": None, "none": None, "~": None}
 
 
 class ConfigError(ValueError):
-    """A config file, override or `_target_` that cannot be used; the message says where."""
+    """A config, override or `_target_` that cannot be used; the message says where."""
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
@@ -54,7 +56,9 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
     if cfg is None:
         cfg = {}
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping, got {type(cfg).__name__}")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping, got {type(cfg).__name__}"
+        )
     return apply_overrides(cfg, overrides, source=str(path))
 
 
@@ -85,7 +89,9 @@ def _apply_one(cfg: dict, item: str, source: str) -> None:
     last = parts[-1]
     dotted = ".".join(parts)
     if adding and last in node:
-        raise ConfigError(f"{where}override {item!r}: {dotted} already exists; drop the '+'")
+        raise ConfigError(
+            f"{where}override {item!r}: {dotted} already exists; drop the '+'"
+        )
     if not adding and last not in node:
         _unknown_key(cfg, dotted, item, where)
     node[last] = _parse_value(text, node.get(last), dotted, where)
@@ -108,7 +114,7 @@ def _dotted_keys(cfg: dict, prefix: str = ""):
 
 
 def _parse_value(text: str, old: Any, dotted: str, where: str) -> Any:
-    """Python literal, YAML word (true/null) or plain string; keep the old value's type."""
+    """A Python literal, YAML word (true/null) or string, of the old value's type."""
     text = text.strip()
     if isinstance(old, str):
         return _unquote(text)  # a string key stays a string: name=2024 is "2024"
@@ -123,7 +129,8 @@ def _parse_value(text: str, old: Any, dotted: str, where: str) -> Any:
         return value
     raise ConfigError(
         f"{where}override {dotted}={text}: wrong type, expected "
-        f"{type(old).__name__} like the current value {old!r}, got {type(value).__name__}"
+        f"{type(old).__name__} like the current value {old!r}, "
+        f"got {type(value).__name__}"
     )
 
 
@@ -144,13 +151,15 @@ def _same_kind(old: Any, new: Any) -> bool:
 
 
 def locate(target: str, *, trust_targets: bool = False) -> Any:
-    """Import the object named by a dotted `_target_` path (only `minispeech.*` unless trusted)."""
+    """Import a dotted `_target_` path (only `minispeech.*` unless trusted)."""
     if not isinstance(target, str) or "." not in target:
-        raise ConfigError(f"_target_ must be a dotted path like minispeech.x.Class: {target!r}")
+        raise ConfigError(
+            f"_target_ must be a dotted path like minispeech.x.Class: {target!r}"
+        )
     if not trust_targets and not target.startswith(ALLOWED_PREFIX):
         raise ConfigError(
-            f"_target_ {target!r} is outside the minispeech package; refusing to import it "
-            "(pass trust_targets=True only for configs you wrote or trust)"
+            f"_target_ {target!r} is outside the minispeech package; refusing to "
+            "import it (pass trust_targets=True only for configs you wrote or trust)"
         )
     parts = target.split(".")
     for i in range(len(parts) - 1, 0, -1):  # the longest importable module prefix
@@ -159,8 +168,12 @@ def locate(target: str, *, trust_targets: bool = False) -> Any:
             obj = importlib.import_module(module_name)
             break
         except ModuleNotFoundError as error:
-            if error.name is None or not (module_name + ".").startswith(error.name + "."):
-                raise ConfigError(f"_target_ {target!r}: cannot import: {error}") from None
+            if error.name is None or not (module_name + ".").startswith(
+                error.name + "."
+            ):
+                raise ConfigError(
+                    f"_target_ {target!r}: cannot import: {error}"
+                ) from None
         except ImportError as error:
             raise ConfigError(f"_target_ {target!r}: cannot import: {error}") from None
     else:
@@ -175,11 +188,13 @@ def locate(target: str, *, trust_targets: bool = False) -> Any:
 def instantiate(cfg: dict, *, trust_targets: bool = False, **extra: Any) -> Any:
     """Build `cfg["_target_"]` with the other keys (and `extra`) as keyword arguments.
 
-    Not recursive: nested sections stay dicts, so a module that needs a sub-module builds
-    it explicitly with another `instantiate` call.
+    Not recursive: nested sections stay dicts, so a module that needs a sub-module
+    builds it explicitly with another `instantiate` call.
     """
     if not isinstance(cfg, dict) or "_target_" not in cfg:
-        raise ConfigError(f"instantiate needs a mapping with a _target_ key, got {cfg!r}")
+        raise ConfigError(
+            f"instantiate needs a mapping with a _target_ key, got {cfg!r}"
+        )
     target = locate(cfg["_target_"], trust_targets=trust_targets)
     kwargs = {key: value for key, value in cfg.items() if key != "_target_"}
     kwargs.update(extra)
@@ -188,13 +203,15 @@ def instantiate(cfg: dict, *, trust_targets: bool = False, **extra: Any) -> Any:
 
 
 def check_arguments(target: Any, kwargs: dict, name: str) -> None:
-    """Fail before the call when a key is not a parameter of `target` or one is missing."""
+    """Fail before the call on an unknown or a missing argument of `target`."""
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):
         return  # some builtins have no signature; let the call itself complain
     kinds = {p.kind for p in params.values()}
-    valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    valid = [
+        n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     if inspect.Parameter.VAR_KEYWORD not in kinds:
         for key in kwargs:
             if key not in valid:
@@ -216,7 +233,7 @@ def check_arguments(target: Any, kwargs: dict, name: str) -> None:
 
 
 def get_dotted(cfg: dict, dotted: str) -> Any:
-    """`get_dotted(cfg, "tokenizer.dir")` is `cfg["tokenizer"]["dir"]` (KeyError if absent)."""
+    """`get_dotted(cfg, "tokenizer.dir")` is `cfg["tokenizer"]["dir"]` (or KeyError)."""
     node = cfg
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:

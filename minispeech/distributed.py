@@ -1,14 +1,15 @@
-"""Data-parallel training helpers: the process group from torchrun, DDP wrapping, reductions.
+"""Data-parallel helpers: the process group from torchrun, DDP wrapping, reductions.
 
-DistributedDataParallel (Li et al. 2020, "PyTorch Distributed: Experiences on Accelerating
-Data Parallel Training", arXiv:2006.15704): every rank holds a full copy of the model, runs
-its own batches, and the backward pass all-reduces (averages) the gradients, so all ranks
-take the same optimizer step. `torchrun --nproc_per_node=N` (multi-node: `--nnodes`,
-`--rdzv_endpoint`) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; a plain
-`python` run has none of them and is a world of one, with the same code path.
+DistributedDataParallel (Li et al. 2020, "PyTorch Distributed: Experiences on
+Accelerating Data Parallel Training", arXiv:2006.15704): every rank holds a full copy of
+the model, runs its own batches, and the backward pass all-reduces (averages) the
+gradients, so all ranks take the same optimizer step. `torchrun --nproc_per_node=N`
+(multi-node: `--nnodes`, `--rdzv_endpoint`) sets RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR and MASTER_PORT; a plain `python` run has none of them and is a world of
+one, with the same code path.
 
-The training step goes through `StepModule.forward` so that DDP sees the call (its forward
-prepares the gradient reduction), as Lightning's wrapper does.
+The training step goes through `StepModule.forward` so that DDP sees the call (its
+forward prepares the gradient reduction), as Lightning's wrapper does.
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ class DistEnv:
 
 
 def choose_device(accelerator: str, local_rank: int = 0) -> torch.device:
-    """"auto": the GPU if there is one, else the CPU; "cpu"; "gpu"/"cuda"."""
+    """ "auto": the GPU if there is one, else the CPU; "cpu"; "gpu"/"cuda"."""
     accelerator = str(accelerator).lower()
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     if accelerator in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError("trainer.accelerator asks for a GPU but CUDA is not available")
+            raise RuntimeError(
+                "trainer.accelerator asks for a GPU but CUDA is not available"
+            )
         return torch.device("cuda", local_rank)
     if accelerator == "cpu":
         return torch.device("cpu")
@@ -49,7 +52,7 @@ def choose_device(accelerator: str, local_rank: int = 0) -> torch.device:
 
 
 def setup(accelerator: str = "auto") -> DistEnv:
-    """Read torchrun's environment and join the process group (gloo on CPU, nccl on GPU)."""
+    """Read torchrun's environment; join the process group (gloo CPU, nccl GPU)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -111,11 +114,11 @@ def sum_stats(stats: dict, env: DistEnv) -> dict:
     values = torch.tensor([float(stats[k]) for k in keys], dtype=torch.float64)
     values = values.to(env.device)
     dist.all_reduce(values)
-    return dict(zip(keys, values.tolist()))
+    return dict(zip(keys, values.tolist(), strict=True))
 
 
 def gather(obj, env: DistEnv) -> list:
-    """[obj of rank 0, obj of rank 1, ...] on every rank (small picklable objects only)."""
+    """[obj of rank 0, obj of rank 1, ...] on every rank (small objects only)."""
     if env.world_size == 1:
         return [obj]
     out = [None] * env.world_size

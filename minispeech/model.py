@@ -1,9 +1,9 @@
-"""SpeechModel: the base class every minispeech task model (ASR, TTS, speaker, ...) extends.
+"""SpeechModel: the base class of every task model (ASR, TTS, speaker, ...).
 
-A model is built from its `model:` config section alone (`MyModel(cfg)`), so a model file
-that stores that section (`model_config.yaml`) can rebuild it, as in NeMo's ModelPT and
-whisper's `Whisper(dims)`. The training loop (`minispeech/train.py`) only talks to this
-interface; a subclass writes:
+A model is built from its `model:` config section alone (`MyModel(cfg)`), so a model
+file that stores that section (`model_config.yaml`) can rebuild it, as in NeMo's ModelPT
+and whisper's `Whisper(dims)`. The training loop (`minispeech/train.py`) only talks to
+this interface; a subclass writes:
 
   __init__(cfg)           call `super().__init__(cfg)`, then build modules from `cfg`
                           (sub-modules with `instantiate(cfg["encoder"])`)
@@ -20,8 +20,8 @@ interface; a subclass writes:
 Artifacts (files the weights depend on, such as a tokenizer folder) are registered by
 config key in `__init__`: `tok_dir = self.register_artifact("tokenizer.dir")`. `save_to`
 copies each registered file or flat folder into the model file and writes the config
-value as `nemo:<member>`; `restore_from` extracts the member and rewrites the value back to
-the extracted path before `__init__` runs, so `__init__` always sees a real path.
+value as `nemo:<member>`; `restore_from` extracts the member and rewrites the value back
+to the extracted path before `__init__` runs, so `__init__` always sees a real path.
 """
 
 from __future__ import annotations
@@ -38,12 +38,14 @@ from minispeech.config import ConfigError, get_dotted, set_dotted
 
 
 class SpeechModel(nn.Module):
-    """Base class: config in, modules, steps for the loop, data, optimizer, save/restore."""
+    """Base class: config in; steps, data and optimizer for the loop; save/restore."""
 
     def __init__(self, cfg: dict):
         super().__init__()
         self.cfg = copy.deepcopy(cfg)  # the `model:` section, `_target_` included
-        self.cfg.setdefault("_target_", f"{type(self).__module__}.{type(self).__qualname__}")
+        self.cfg.setdefault(
+            "_target_", f"{type(self).__module__}.{type(self).__qualname__}"
+        )
         self._artifacts: dict[str, Path] = {}  # dotted config key -> file or folder
 
     # ------------------------------------------------------------ the steps (subclass)
@@ -53,11 +55,11 @@ class SpeechModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must define training_step")
 
     def validation_step(self, batch: dict) -> dict:
-        """Return summable numbers for one batch (run under torch.no_grad, eval mode)."""
+        """Summable numbers for one batch (called under torch.no_grad, eval mode)."""
         raise NotImplementedError(f"{type(self).__name__} must define validation_step")
 
     def validation_metrics(self, stats: dict) -> dict:
-        """Turn summed stats into metrics; by default every stat divided by stats["count"]."""
+        """Metrics from summed stats; default: every stat / stats["count"]."""
         count = float(stats.get("count", 1.0)) or 1.0
         return {f"val_{k}": float(v) / count for k, v in stats.items() if k != "count"}
 
@@ -74,7 +76,7 @@ class SpeechModel(nn.Module):
     def build_sampler(
         self, ds_cfg: dict, dataset: Any, num_replicas: int, rank: int, seed: int
     ) -> Any:
-        """Batches of indices: the duration-bucketing sampler, one shard per DDP rank."""
+        """Batches of indices: the bucketing sampler, one shard per DDP rank."""
         from minispeech.data.sampler import BucketingBatchSampler
 
         durations = getattr(dataset, "durations", None)
@@ -95,7 +97,7 @@ class SpeechModel(nn.Module):
     # ------------------------------------------------------------ optimization
 
     def configure_optimizers(self, max_steps: int):
-        """(optimizer, scheduler or None) from the `optim` section; see minispeech/optim.py."""
+        """(optimizer, scheduler or None) from `optim`; see minispeech/optim.py."""
         from minispeech.optim import build_optimizer, build_scheduler
 
         optim_cfg = dict(self.cfg.get("optim") or {})
@@ -111,21 +113,27 @@ class SpeechModel(nn.Module):
         try:
             value = get_dotted(self.cfg, key)
         except KeyError:
-            raise ConfigError(f"{type(self).__name__}: artifact key {key!r} not in config")
+            name = type(self).__name__
+            raise ConfigError(f"{name}: artifact key {key!r} not in config") from None
         path = Path(str(value))
         if str(value).startswith(ARTIFACT_PREFIX) or not path.exists():
-            raise ConfigError(f"{type(self).__name__}: artifact {key}={value!r} does not exist")
+            raise ConfigError(
+                f"{type(self).__name__}: artifact {key}={value!r} does not exist"
+            )
         self._artifacts[key] = path.resolve()
         set_dotted(self.cfg, key, str(self._artifacts[key]))
         return self._artifacts[key]
 
     def save_to(self, path: str | Path) -> Path:
-        """Write the model file (config, weights, artifacts) atomically; returns its path."""
+        """Write the model file (config, weights, artifacts) atomically."""
         config = copy.deepcopy(self.cfg)
         artifacts: dict[str, Path] = {}
         for key, source in sorted(self._artifacts.items()):
             member = source.name
-            if member in artifacts or member in ("model_config.yaml", "model_weights.ckpt"):
+            if member in artifacts or member in (
+                "model_config.yaml",
+                "model_weights.ckpt",
+            ):
                 member = f"{key}.{source.name}"  # two artifacts with one basename
             artifacts[member] = source
             set_dotted(config, key, ARTIFACT_PREFIX + member)
@@ -139,26 +147,36 @@ class SpeechModel(nn.Module):
         strict: bool = True,
         trust_targets: bool = False,
     ) -> "SpeechModel":
-        """Rebuild a model from a file written by `save_to` (the class comes from the file)."""
+        """Rebuild a model from a `save_to` file (the file names the class)."""
         from minispeech.checkpoint import restore_from
 
-        model = restore_from(path, map_location, strict=strict, trust_targets=trust_targets)
+        model = restore_from(
+            path, map_location, strict=strict, trust_targets=trust_targets
+        )
         if not isinstance(model, cls):
-            raise CheckpointError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
+            raise CheckpointError(
+                f"{path}: holds a {type(model).__name__}, not a {cls.__name__}"
+            )
         return model
 
     @classmethod
     def from_config(cls, cfg: dict, *, trust_targets: bool = False) -> "SpeechModel":
-        """Build the class named by `cfg["_target_"]` (only minispeech.* unless trusted)."""
+        """Build the class named by `cfg["_target_"]` (minispeech.* unless trusted)."""
         from minispeech.config import locate
 
         if "_target_" not in cfg:
             raise ConfigError("model config needs a _target_ naming the model class")
         target = locate(cfg["_target_"], trust_targets=trust_targets)
         if not (isinstance(target, type) and issubclass(target, cls)):
-            raise ConfigError(f"model _target_ {cfg['_target_']!r} is not a {cls.__name__}")
+            raise ConfigError(
+                f"model _target_ {cfg['_target_']!r} is not a {cls.__name__}"
+            )
         return target(cfg)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters (elements), optionally only those with requires_grad."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(
+            p.numel()
+            for p in self.parameters()
+            if p.requires_grad or not trainable_only
+        )

@@ -3,8 +3,9 @@
     optim: {name: adamw, lr: 0.001, betas: [0.9, 0.98], weight_decay: 0.001,
             sched: {name: CosineAnnealing, warmup_steps: 100, min_lr: 1.0e-6}}
 
-Schedules are multiplicative factors for `torch.optim.lr_scheduler.LambdaLR`, stepped once
-per optimizer step; `s` below is the number of optimizer steps already taken (0 first).
+Schedules are multiplicative factors for `torch.optim.lr_scheduler.LambdaLR`, stepped
+once per optimizer step; `s` below is the number of optimizer steps already taken (0
+first).
 - CosineAnnealing: linear warmup to the base lr over `warmup_steps`, then half a cosine
   down to `min_lr` at `max_steps` (Loshchilov & Hutter 2017, "SGDR", arXiv:1608.03983,
   Eq. 5, one cycle, no restarts): lr = min_lr + (lr0 - min_lr) (1 + cos(pi p)) / 2.
@@ -14,8 +15,8 @@ per optimizer step; `s` below is the number of optimizer steps already taken (0 
 - InverseSquareRootAnnealing: the same shape normalised to peak at lr0 (fairseq's
   `inverse_sqrt`, Ott et al. 2019, arXiv:1904.01038): linear warmup, then
   lr = lr0 * sqrt(warmup / n), floored at `min_lr`.
-Differs from NeMo: the warmup reaches the base lr at step `warmup_steps` (NeMo reaches it
-one step later) and `warmup_ratio` is accepted only for the cosine schedule.
+The warmup ramp is (s + 1) / warmup_steps, so the last warmup step uses the base lr;
+`warmup_ratio` (a fraction of `max_steps`) may replace `warmup_steps`.
 """
 
 from __future__ import annotations
@@ -27,15 +28,21 @@ import torch
 
 from minispeech.config import ConfigError, check_arguments
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
 
 
 def build_optimizer(params: Iterable, optim_cfg: dict) -> torch.optim.Optimizer:
-    """`{name: adamw, lr: ..., ...}` -> the torch optimizer; other keys are its arguments."""
+    """`{name: adamw, lr: ..., ...}` -> the torch optimizer (other keys: its args)."""
     cfg = dict(optim_cfg)
     name = str(cfg.pop("name", "adamw")).lower()
     if name not in OPTIMIZERS:
-        raise ConfigError(f"optim.name {name!r} unknown; choose one of {sorted(OPTIMIZERS)}")
+        raise ConfigError(
+            f"optim.name {name!r} unknown; choose one of {sorted(OPTIMIZERS)}"
+        )
     if "betas" in cfg:
         cfg["betas"] = tuple(cfg["betas"])  # YAML lists; torch wants a tuple
     check_arguments(OPTIMIZERS[name], {"params": None, **cfg}, name=f"optim ({name})")
@@ -45,23 +52,31 @@ def build_optimizer(params: Iterable, optim_cfg: dict) -> torch.optim.Optimizer:
 class WarmupCosine:
     """Factor for LambdaLR: linear warmup, then cosine from 1 down to min_lr / lr0."""
 
-    def __init__(self, base_lr: float, max_steps: int, warmup_steps: int = 0, min_lr: float = 0.0):
+    def __init__(
+        self, base_lr: float, max_steps: int, warmup_steps: int = 0, min_lr: float = 0.0
+    ):
         self.base_lr, self.max_steps = base_lr, max_steps
         self.warmup_steps, self.min_lr = warmup_steps, min_lr
 
     def __call__(self, s: int) -> float:
-        if s < self.warmup_steps:  # 1) linear warmup: lr0 reached at s = warmup_steps - 1
+        if (
+            s < self.warmup_steps
+        ):  # 1) linear warmup: lr0 reached at s = warmup_steps - 1
             return (s + 1) / self.warmup_steps
         decay_steps = max(1, self.max_steps - self.warmup_steps)
         p = min(1.0, (s - self.warmup_steps) / decay_steps)  # 2) progress in [0, 1]
-        lr = self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
+        lr = self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (
+            1.0 + math.cos(math.pi * p)
+        )
         return lr / self.base_lr  # 3) as a factor of lr0
 
 
 class Noam:
-    """Vaswani et al. 2017, Eq. 3: d_model^-0.5 * min(n^-0.5, n * warmup^-1.5), n = s + 1."""
+    """Vaswani et al. 2017, Eq. 3: d_model^-0.5 min(n^-0.5, n warmup^-1.5), n = s+1."""
 
-    def __init__(self, base_lr: float, d_model: int, warmup_steps: int, min_lr: float = 0.0):
+    def __init__(
+        self, base_lr: float, d_model: int, warmup_steps: int, min_lr: float = 0.0
+    ):
         self.base_lr, self.d_model = base_lr, d_model
         self.warmup_steps, self.min_lr = warmup_steps, min_lr
 
@@ -94,14 +109,18 @@ SCHEDULES = {
 }
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, sched_cfg: dict | None, max_steps: int):
-    """LambdaLR for the `sched` section (None: constant lr). One factor object per group."""
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, sched_cfg: dict | None, max_steps: int
+):
+    """LambdaLR for the `sched` section (None: constant lr), one factor per group."""
     if not sched_cfg:
         return None
     cfg = dict(sched_cfg)
     name = str(cfg.pop("name", "")).lower()
     if name not in SCHEDULES:
-        raise ConfigError(f"optim.sched.name {name!r} unknown; choose one of {sorted(SCHEDULES)}")
+        raise ConfigError(
+            f"optim.sched.name {name!r} unknown; choose one of {sorted(SCHEDULES)}"
+        )
     if "warmup_ratio" in cfg:  # NeMo's alternative to warmup_steps
         cfg["warmup_steps"] = int(round(cfg.pop("warmup_ratio") * max_steps))
     cls = SCHEDULES[name]

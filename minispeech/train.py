@@ -2,25 +2,26 @@
 
 Read `train` top to bottom: build the model and data from the config, resume if a `last`
 checkpoint exists, then for each batch: move it to the device, forward under autocast
-(`trainer.precision`: 32, bf16-mixed or 16-mixed with a GradScaler, Micikevicius et al. 2018,
-"Mixed Precision Training", arXiv:1710.03740, Sec. 3.2 loss scaling), backward, and every
-`accumulate_grad_batches` batches clip the gradient norm (Pascanu et al. 2013,
-arXiv:1211.5063, Sec. 3.2) and take an optimizer and scheduler step. Validation runs every
-`val_check_interval` steps (or each epoch); `last.ckpt` is written every
+(`trainer.precision`: 32, bf16-mixed or 16-mixed with a GradScaler, Micikevicius et al.
+2018, "Mixed Precision Training", arXiv:1710.03740, Sec. 3.2 loss scaling), backward,
+and every `accumulate_grad_batches` batches clip the gradient norm (Pascanu et al. 2013,
+arXiv:1211.5063, Sec. 3.2) and take an optimizer and scheduler step. Validation runs
+every `val_check_interval` steps (or each epoch); `last.ckpt` is written every
 `every_n_train_steps` steps, the best `save_top_k` models by `monitor` are kept as model
-files, and `<name>.nemo` is exported at the end. Function names follow icefall
-(`train_one_epoch`, `compute_loss`, `compute_validation_loss`).
+files, and `<name>.nemo` is exported at the end. `compute_loss` and
+`compute_validation_loss` keep icefall's names.
 
-Exact resume: `last.ckpt` holds the model, optimizer, scheduler and GradScaler states, the
-position in the epoch (the sampler is replayed for the epoch and the consumed batches are
-skipped) and the python/numpy/torch RNG states of every rank, so N steps + resume + N steps
-equals 2N steps bit for bit. Files are written atomically, so a kill at any moment leaves
-the previous `last.ckpt` readable.
+Exact resume: `last.ckpt` holds the model, optimizer, scheduler and GradScaler states,
+the position in the epoch (the sampler is replayed for the epoch and the consumed
+batches are skipped) and the python/numpy/torch RNG states of every rank, so N steps +
+resume + N steps equals 2N steps bit for bit. Files are written atomically, so a kill at
+any moment leaves the previous `last.ckpt` readable.
 
 A non-finite loss skips its optimizer step (no NaN reaches the weights), is counted and
-logged with the batch's utterance ids; `max_consecutive_nonfinite` in a row abort the run.
-Differs from Lightning: a partial accumulation window is carried over the epoch boundary,
-and a skipped window still counts nothing (the step counter only counts real steps).
+logged with the batch's utterance ids; `max_consecutive_nonfinite` in a row abort the
+run. Differs from Lightning: a partial accumulation window is carried over the epoch
+boundary, and a skipped window (non-finite loss or fp16 overflow) is not counted as a
+step, so `max_steps` counts real updates.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def fit(cfg, opts: TrainerOptions, exp: ExpOptions, env, trust_targets: bool) ->
     model.to(env.device)
     train_cfg = model.cfg.get("train_ds") or {}
     train_set = model.build_dataset(train_cfg)
-    sampler = model.build_sampler(train_cfg, train_set, env.world_size, env.rank, opts.seed)
+    sampler = model.build_sampler(
+        train_cfg, train_set, env.world_size, env.rank, opts.seed
+    )
     val_loader = build_validation_loader(model, env, opts.seed)
     steps_per_epoch = max(1, len(sampler) // opts.accumulate_grad_batches)
     max_steps = opts.max_steps or opts.max_epochs * steps_per_epoch
@@ -96,12 +99,16 @@ def fit(cfg, opts: TrainerOptions, exp: ExpOptions, env, trust_targets: bool) ->
 
     # 3) epochs until max_steps, max_epochs or max_time
     progress = tqdm(
-        total=max_steps, initial=state.step, disable=not (env.is_main and opts.enable_progress_bar)
+        total=max_steps,
+        initial=state.step,
+        disable=not (env.is_main and opts.enable_progress_bar),
     )
     started = time.monotonic() - state.elapsed
     while not state.finished(opts, max_steps, env):
         sampler.set_epoch(state.epoch)
-        loader = epoch_loader(model, train_set, sampler, train_cfg, state.epoch, opts.seed)
+        loader = epoch_loader(
+            model, train_set, sampler, train_cfg, state.epoch, opts.seed
+        )
         for batch in loader:
             state.batch_in_epoch += 1
             stepped = train_one_batch(batch, parts, opts, state, env, log)
@@ -109,7 +116,9 @@ def fit(cfg, opts: TrainerOptions, exp: ExpOptions, env, trust_targets: bool) ->
                 continue
             state.elapsed = time.monotonic() - started
             progress.update(1)
-            progress.set_postfix(loss=f"{state.last_loss:.4f}", lr=f"{state.last_lr:.2e}")
+            progress.set_postfix(
+                loss=f"{state.last_loss:.4f}", lr=f"{state.last_lr:.2e}"
+            )
             if val_every and state.step % val_every == 0:
                 run_validation(model, val_loader, opts, state, env, log, ckpt)
             if exp.every_n_train_steps and state.step % exp.every_n_train_steps == 0:
@@ -137,15 +146,17 @@ def build_validation_loader(model: SpeechModel, env, seed: int):
     val_cfg = {**val_cfg, "shuffle": False}
     sampler = model.build_sampler(val_cfg, val_set, env.world_size, env.rank, seed)
     return torch.utils.data.DataLoader(
-        val_set, batch_sampler=sampler, collate_fn=model.collate,
+        val_set,
+        batch_sampler=sampler,
+        collate_fn=model.collate,
         num_workers=val_cfg.get("num_workers", 0),
     )
 
 
 def epoch_loader(model, train_set, sampler, train_cfg: dict, epoch: int, seed: int):
-    """A DataLoader over this epoch (after a resume, the sampler skips the batches already
-    trained on). Its own generator keeps the global torch RNG untouched, so a resumed run
-    draws the same random numbers as an unbroken one."""
+    """A DataLoader over this epoch (after a resume, the sampler skips the batches
+    already trained on). Its own generator keeps the global torch RNG untouched, so a
+    resumed run draws the same random numbers as an unbroken one."""
     generator = torch.Generator().manual_seed(seed + epoch)
     return torch.utils.data.DataLoader(
         train_set,
@@ -167,18 +178,26 @@ def to_device(batch, device: torch.device):
     return batch
 
 
-def compute_loss(step_module, batch: dict, opts: TrainerOptions, device) -> torch.Tensor:
-    """Forward under autocast; returns the scalar loss (float32 for the finite check)."""
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(opts.precision)
+def compute_loss(
+    step_module, batch: dict, opts: TrainerOptions, device
+) -> torch.Tensor:
+    """Forward under autocast; the scalar loss in float32."""
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(
+        opts.precision
+    )
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         out = step_module(batch)
     if "loss" not in out or out["loss"].ndim != 0:
-        raise RuntimeError(f"training_step must return {{'loss': scalar}}, got {list(out)}")
+        raise RuntimeError(
+            f"training_step must return {{'loss': scalar}}, got {list(out)}"
+        )
     return out["loss"].float()
 
 
-def train_one_batch(batch, parts, opts: TrainerOptions, state: LoopState, env, log) -> bool:
-    """Forward + backward one micro-batch; step at the end of the window. True if stepped."""
+def train_one_batch(
+    batch, parts, opts: TrainerOptions, state: LoopState, env, log
+) -> bool:
+    """Forward + backward one micro-batch; step at the window's end. True if stepped."""
     batch = to_device(batch, env.device)
     last_micro = state.micro_batch + 1 == opts.accumulate_grad_batches
     # gradients are all-reduced only on the window's last micro-batch
@@ -207,15 +226,21 @@ def optimizer_step(parts: Parts, opts: TrainerOptions, state: LoopState, log) ->
     max_norm = opts.gradient_clip_val if opts.gradient_clip_val > 0 else math.inf
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     if not scaler.is_enabled() and not torch.isfinite(grad_norm):
-        optimizer.zero_grad(set_to_none=True)  # fp16 overflow is the scaler's job instead
+        optimizer.zero_grad(
+            set_to_none=True
+        )  # fp16 overflow is the scaler's job instead
         state.count_nonfinite_grad(log)
         return False
-    lr = optimizer.param_groups[0]["lr"]  # the lr of this step, before the schedule moves
+    lr = optimizer.param_groups[0][
+        "lr"
+    ]  # the lr of this step, before the schedule moves
     scale = scaler.get_scale() if scaler.is_enabled() else 1.0
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
-    if scaler.is_enabled() and scaler.get_scale() < scale:  # fp16 overflow: step skipped
+    if (
+        scaler.is_enabled() and scaler.get_scale() < scale
+    ):  # fp16 overflow: step skipped
         state.reset_window()
         return False
     if scheduler is not None:
@@ -227,10 +252,14 @@ def optimizer_step(parts: Parts, opts: TrainerOptions, state: LoopState, log) ->
 
 
 @torch.no_grad()
-def compute_validation_loss(model: SpeechModel, loader, opts: TrainerOptions, env) -> dict:
-    """Sum `validation_step` stats over all batches and ranks, then `validation_metrics`."""
+def compute_validation_loss(
+    model: SpeechModel, loader, opts: TrainerOptions, env
+) -> dict:
+    """Sum `validation_step` stats over batches and ranks -> `validation_metrics`."""
     model.eval()
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(opts.precision)
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(
+        opts.precision
+    )
     totals: dict = {}
     for batch in loader:
         with torch.autocast(env.device.type, dtype=dtype, enabled=dtype is not None):

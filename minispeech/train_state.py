@@ -1,10 +1,14 @@
-"""What the training loop keeps between steps and across runs: options, counters, RNG
-states, the metrics log and the checkpoints (`last.ckpt`, the best k, the exported model).
+"""What the loop keeps across steps and runs: options, counters, RNGs, checkpoints.
 
-`last.ckpt` is a `torch.save` dict read back with `weights_only=True` (so only tensors and
-plain Python containers): model, optimizer, scheduler and GradScaler state dicts, the loop
-counters, the best-k list and one RNG snapshot per rank. It is written atomically (a
-temporary file renamed over the old one), so a crash at any moment leaves a readable file.
+Options are frozen dataclasses built from the `trainer:` and `exp_manager:` sections;
+`LoopState` holds the counters; `MetricsLog` is the JSONL log; `Checkpointer` writes
+`last.ckpt`, the best k model files and the exported model.
+
+`last.ckpt` is a `torch.save` dict read back with `weights_only=True` (so only tensors
+and plain Python containers): model, optimizer, scheduler and GradScaler state dicts,
+the loop counters, the best-k list and one RNG snapshot per rank. It is written
+atomically (a temporary file renamed over the old one), so a crash at any moment leaves
+a readable file.
 """
 
 from __future__ import annotations
@@ -26,8 +30,14 @@ from minispeech import distributed
 from minispeech.checkpoint import atomic_write, load_state_dict_checked
 from minispeech.config import ConfigError
 
-PRECISIONS = {"32": "32", "32-true": "32", "bf16-mixed": "bf16-mixed", "bf16": "bf16-mixed",
-              "16-mixed": "16-mixed", "16": "16-mixed"}  # fmt: skip
+PRECISIONS = {
+    "32": "32",
+    "32-true": "32",
+    "bf16-mixed": "bf16-mixed",
+    "bf16": "bf16-mixed",
+    "16-mixed": "16-mixed",
+    "16": "16-mixed",
+}
 
 
 class Parts(NamedTuple):
@@ -42,14 +52,16 @@ class Parts(NamedTuple):
 
 
 def _from_dict(cls, values: dict | None, section: str):
-    """Build an options dataclass; an unknown key names the section, key and valid keys."""
+    """Build an options dataclass; an unknown key is named with the valid keys."""
     values = dict(values or {})
     names = [f.name for f in dataclasses.fields(cls)]
     for key in values:
         if key not in names:
             near = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ConfigError(f"{section}.{key}: unknown key{hint}; valid: {', '.join(names)}")
+            raise ConfigError(
+                f"{section}.{key}: unknown key{hint}; valid: {', '.join(names)}"
+            )
     return cls(**values)
 
 
@@ -57,37 +69,56 @@ def _from_dict(cls, values: dict | None, section: str):
 class TrainerOptions:
     seed: int = 1234  # python, numpy and torch are seeded with it on every rank
     accelerator: str = "auto"  # auto (GPU if present), cpu or gpu
-    precision: str = "32"  # 32, bf16-mixed or 16-mixed (autocast; fp16 adds a GradScaler)
+    precision: str = (
+        "32"  # 32, bf16-mixed or 16-mixed (autocast; fp16 adds a GradScaler)
+    )
     max_steps: int | None = None  # optimizer steps; None or -1: no limit
     max_epochs: int | None = None  # passes over the training set; None: no limit
     max_time: float | str | None = None  # seconds, or "DD:HH:MM:SS" as in Lightning
     accumulate_grad_batches: int = 1  # micro-batches per optimizer step
     gradient_clip_val: float = 0.0  # max global gradient norm; 0 disables clipping
-    val_check_interval: float | int = 1.0  # int: every N steps; float: fraction of an epoch
+    val_check_interval: float | int = (
+        1.0  # int: every N steps; float: fraction of an epoch
+    )
     log_every_n_steps: int = 10  # training records in metrics.jsonl
     enable_progress_bar: bool = True  # tqdm on rank 0
-    max_consecutive_nonfinite: int = 10  # abort after this many non-finite losses in a row
+    max_consecutive_nonfinite: int = (
+        10  # abort after this many non-finite losses in a row
+    )
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "TrainerOptions":
         opts = _from_dict(cls, values, "trainer")
         precision = PRECISIONS.get(str(opts.precision))
         if precision is None:
-            raise ConfigError(f"trainer.precision {opts.precision!r}: use 32, bf16-mixed or 16-mixed")
+            raise ConfigError(
+                f"trainer.precision {opts.precision!r}: use 32, bf16-mixed or 16-mixed"
+            )
         max_steps = None if opts.max_steps in (None, -1) else int(opts.max_steps)
         if max_steps is None and opts.max_epochs is None:
             raise ConfigError("trainer: set max_steps or max_epochs (or both)")
         if opts.accumulate_grad_batches < 1 or opts.log_every_n_steps < 1:
-            raise ConfigError("trainer: accumulate_grad_batches and log_every_n_steps must be >= 1")
+            raise ConfigError(
+                "trainer: accumulate_grad_batches and log_every_n_steps must be >= 1"
+            )
         return dataclasses.replace(
-            opts, precision=precision, max_steps=max_steps, max_time=_seconds(opts.max_time)
+            opts,
+            precision=precision,
+            max_steps=max_steps,
+            max_time=_seconds(opts.max_time),
         )
 
     def val_every_steps(self, steps_per_epoch: int) -> int | None:
         """Steps between validations, or None for "at the end of each epoch"."""
         interval = self.val_check_interval
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-            raise ConfigError(f"trainer.val_check_interval {interval!r}: a positive number")
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or interval <= 0
+        ):
+            raise ConfigError(
+                f"trainer.val_check_interval {interval!r}: a positive number"
+            )
         if isinstance(interval, int):
             return interval
         if interval >= 1.0:
@@ -101,7 +132,9 @@ def _seconds(max_time) -> float | None:
     try:
         days, hours, minutes, seconds = (float(x) for x in str(max_time).split(":"))
     except ValueError:
-        raise ConfigError(f"trainer.max_time {max_time!r}: seconds or DD:HH:MM:SS") from None
+        raise ConfigError(
+            f"trainer.max_time {max_time!r}: seconds or DD:HH:MM:SS"
+        ) from None
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
@@ -143,15 +176,20 @@ class LoopState:
             opts.max_epochs is not None and self.epoch >= opts.max_epochs
         )
         out_of_time = opts.max_time is not None and self.elapsed >= opts.max_time
-        if env is not None and opts.max_time is not None:  # clocks differ: rank 0 decides
+        if (
+            env is not None and opts.max_time is not None
+        ):  # clocks differ: rank 0 decides
             out_of_time = distributed.gather(out_of_time, env)[0]
         return done or out_of_time
 
     def record_loss(self, loss: float, finite: bool, batch, opts, env, log) -> None:
-        """Add a finite loss to the window; log and count a non-finite one (all ranks)."""
+        """Add a finite loss to the window; log and count a non-finite one."""
         own_finite = math.isfinite(loss)
         if finite:
-            self.window_loss, self.window_count = self.window_loss + loss, self.window_count + 1
+            self.window_loss, self.window_count = (
+                self.window_loss + loss,
+                self.window_count + 1,
+            )
             self.consecutive_nonfinite = 0
             return
         self.window_finite = False
@@ -159,20 +197,31 @@ class LoopState:
         self.nonfinite_total += 1
         ids_by_rank = distributed.gather(None if own_finite else _ids(batch), env)
         ids = [i for rank_ids in ids_by_rank if rank_ids for i in rank_ids]
-        log.write({"event": "nonfinite_loss", "step": self.step + 1, "epoch": self.epoch,
-                   "ids": ids, "nonfinite_total": self.nonfinite_total})  # fmt: skip
+        log.write(
+            {
+                "event": "nonfinite_loss",
+                "step": self.step + 1,
+                "epoch": self.epoch,
+                "ids": ids,
+                "nonfinite_total": self.nonfinite_total,
+            }
+        )
         if env.is_main:
-            tqdm.write(f"non-finite loss at step {self.step + 1}, skipped; utterances: {ids}")
+            tqdm.write(
+                f"non-finite loss at step {self.step + 1}, skipped; utterances: {ids}"
+            )
         if self.consecutive_nonfinite >= opts.max_consecutive_nonfinite:
             raise RuntimeError(
-                f"{self.consecutive_nonfinite} consecutive non-finite losses (last at step "
-                f"{self.step + 1}, utterances {ids}); check these inputs, lower the learning "
-                "rate or use trainer.precision=32"
+                f"{self.consecutive_nonfinite} consecutive non-finite losses (last at "
+                f"step {self.step + 1}, utterances {ids}); check these inputs, lower "
+                "the learning rate or use trainer.precision=32"
             )
 
     def count_nonfinite_grad(self, log) -> None:
         self.nonfinite_total += 1
-        log.write({"event": "nonfinite_grad", "step": self.step + 1, "epoch": self.epoch})
+        log.write(
+            {"event": "nonfinite_grad", "step": self.step + 1, "epoch": self.epoch}
+        )
         self.reset_window()
 
     def reset_window(self) -> None:
@@ -185,9 +234,15 @@ class LoopState:
         self.reset_window()
 
     def train_record(self, grad_norm: float) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "loss": self.last_loss,
-                "lr": self.last_lr, "grad_norm": grad_norm, "elapsed": round(self.elapsed, 3),
-                "nonfinite_total": self.nonfinite_total}  # fmt: skip
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "loss": self.last_loss,
+            "lr": self.last_lr,
+            "grad_norm": grad_norm,
+            "elapsed": round(self.elapsed, 3),
+            "nonfinite_total": self.nonfinite_total,
+        }
 
 
 def _ids(batch) -> list:
@@ -196,7 +251,7 @@ def _ids(batch) -> list:
 
 
 class MetricsLog:
-    """Append-only JSON lines (rank 0 only); non-finite numbers are written as strings."""
+    """Append-only JSON lines (rank 0 only); non-finite numbers as strings."""
 
     def __init__(self, path: Path, enabled: bool = True):
         self.path, self.enabled = Path(path), enabled
@@ -204,19 +259,23 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        clean = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in record.items()}  # fmt: skip
+        clean = {
+            k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in record.items()
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as file:
             file.write(json.dumps(clean) + "\n")
 
     def truncate_after(self, step: int) -> None:
-        """On resume, drop records of steps the crashed run did past its last checkpoint."""
+        """On resume, drop the records of steps after the checkpoint."""
         if not self.enabled or not self.path.exists():
             return
         lines = self.path.read_text(encoding="utf-8").splitlines()
         keep = [line for line in lines if _record_step(line) <= step]
-        atomic_write(self.path, lambda f: f.write("".join(x + "\n" for x in keep).encode()))
+        atomic_write(
+            self.path, lambda f: f.write("".join(x + "\n" for x in keep).encode())
+        )
 
 
 def _record_step(line: str) -> float:
@@ -233,7 +292,7 @@ def seed_everything(seed: int) -> None:
 
 
 def capture_rng() -> dict:
-    """This process's RNG states, in types that `torch.load(weights_only=True)` accepts."""
+    """This process's RNG states, in types `torch.load(weights_only=True)` reads."""
     numpy_state = np.random.get_state(legacy=False)
     return {
         "python": random.getstate(),
@@ -258,7 +317,7 @@ def restore_rng(states: list, rank: int) -> None:
 
 
 class Checkpointer:
-    """`last.ckpt` for resuming, the best k model files by a metric, the exported model."""
+    """`last.ckpt` for resuming, the best k model files, the exported model."""
 
     def __init__(self, folder: Path, exp: ExpOptions, env):
         self.folder, self.exp, self.env = Path(folder), exp, env
@@ -295,7 +354,8 @@ class Checkpointer:
         try:
             sampler.load_state_dict(resumed["sampler"])
         except ValueError as error:
-            raise ConfigError(f"{self.last_path}: cannot resume the data order: {error}")
+            message = f"{self.last_path}: cannot resume the data order: {error}"
+            raise ConfigError(message) from None
         return state
 
     def keep_best(self, model, metrics: dict, state: LoopState) -> None:
@@ -310,12 +370,19 @@ class Checkpointer:
         value = float(metrics[exp.monitor])
         sign = 1.0 if exp.mode == "min" else -1.0
         full = len(self.best) >= exp.save_top_k
-        if not math.isfinite(value) or (full and sign * value >= sign * self.best[-1][0]):
+        if not math.isfinite(value) or (
+            full and sign * value >= sign * self.best[-1][0]
+        ):
             return
-        path = self.folder / f"{exp.name}--{exp.monitor}={value:.4f}-step={state.step}.nemo"
+        path = (
+            self.folder
+            / f"{exp.name}--{exp.monitor}={value:.4f}-step={state.step}.nemo"
+        )
         if self.env.is_main:
             model.save_to(path)
-        self.best = sorted(self.best + [(value, str(path))], key=lambda item: sign * item[0])
+        self.best = sorted(
+            self.best + [(value, str(path))], key=lambda item: sign * item[0]
+        )
         for _, old in self.best[exp.save_top_k :]:
             if self.env.is_main and old != str(path):
                 Path(old).unlink(missing_ok=True)

@@ -1,7 +1,8 @@
 """Model files: `.nemo` layout, artifacts, NeMo's own files, and untrusted archives.
 
-Every bad archive below must fail with a CheckpointError naming the file, before anything
-is written outside a fresh temporary folder and before any pickle payload can run.
+Every bad archive below must fail with a CheckpointError naming the file, before
+anything is written outside a fresh temporary folder and before any pickle payload can
+run.
 """
 
 import io
@@ -89,13 +90,17 @@ def test_artifact_folder_round_trip(tmp_path):
     (folder / "notes.md").write_text("made for a test\n")
     path = tiny(vocab=str(folder)).save_to(tmp_path / "model.nemo")
     checkpoint = read_checkpoint(path)
-    assert (checkpoint.artifacts["tokenizer"] / "notes.md").read_text() == "made for a test\n"
+    assert (
+        checkpoint.artifacts["tokenizer"] / "notes.md"
+    ).read_text() == "made for a test\n"
     assert TinyModel.restore_from(path, trust_targets=True).labels == ["x", "y"]
 
 
 def test_restore_refuses_targets_outside_the_package(tmp_path):
     path = tiny().save_to(tmp_path / "model.nemo")
-    with pytest.raises(CheckpointError, match=f"{path}: .*tiny_model.TinyModel.*outside"):
+    with pytest.raises(
+        CheckpointError, match=f"{path}: .*tiny_model.TinyModel.*outside"
+    ):
         restore_from(path)
     evil = write_tar(tmp_path / "evil.nemo", valid_members({"_target_": "os.system"}))
     with pytest.raises(CheckpointError, match=f"{evil}: .*'os.system'.*outside"):
@@ -104,8 +109,9 @@ def test_restore_refuses_targets_outside_the_package(tmp_path):
         restore_from(evil, trust_targets=True)
 
 
-@pytest.mark.parametrize("name", ["conformer_ctc_tiny", "fastconformer_ctc_tiny",
-                                  "fastconformer_rnnt_tiny"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name", ["conformer_ctc_tiny", "fastconformer_ctc_tiny", "fastconformer_rnnt_tiny"]
+)
 def test_reads_nemo_reference_files(nemo_ref, name):
     checkpoint = read_checkpoint(nemo_ref / f"{name}.nemo")
     assert checkpoint.config["target"].startswith("nemo.collections.asr.models.")
@@ -161,9 +167,13 @@ def test_pickle_payload_in_the_weights_never_runs(tmp_path):
 
     marker = tmp_path / "pwned"
     members = valid_members()
-    members[1] = file_member("./model_weights.ckpt", weights_bytes({"w": Payload(marker)}))
+    members[1] = file_member(
+        "./model_weights.ckpt", weights_bytes({"w": Payload(marker)})
+    )
     path = write_tar(tmp_path / "payload.nemo", members)
-    with pytest.raises(CheckpointError, match=f"{path}: model_weights.ckpt: refused to unpickle"):
+    with pytest.raises(
+        CheckpointError, match=f"{path}: model_weights.ckpt: refused to unpickle"
+    ):
         read_checkpoint(path)
     assert not marker.exists()  # ... and that weights_only=True never ran it
 
@@ -191,7 +201,10 @@ def _special(name, kind):
         (_special("./dev", tarfile.CHRTYPE), "'./dev' is a device or special file"),
         (_special("./fifo", tarfile.FIFOTYPE), "'./fifo' is a device or special file"),
         (file_member("./extra.py", b"print(1)"), r"unexpected members \['extra.py'\]"),
-        (file_member("model_config.yaml", b"a: 1"), "'model_config.yaml' appears twice"),
+        (
+            file_member("model_config.yaml", b"a: 1"),
+            "'model_config.yaml' appears twice",
+        ),
     ],
 )
 def test_untrusted_archives_are_refused(tmp_path, member, problem):
@@ -203,7 +216,9 @@ def test_untrusted_archives_are_refused(tmp_path, member, problem):
 
 def test_missing_member_is_named(tmp_path):
     path = write_tar(tmp_path / "noweights.nemo", valid_members()[:1])
-    with pytest.raises(CheckpointError, match=f"{path}: missing member 'model_weights.ckpt'"):
+    with pytest.raises(
+        CheckpointError, match=f"{path}: missing member 'model_weights.ckpt'"
+    ):
         read_checkpoint(path)
     config = dict(CFG, vocab="nemo:vocab.txt")
     path = write_tar(tmp_path / "noartifact.nemo", valid_members(config))
@@ -219,7 +234,9 @@ def test_truncated_and_corrupt_archives_are_named(tmp_path):
     for cut in (100, 700, end // 2, end - 10):
         path = tmp_path / f"cut{cut}.nemo"
         path.write_bytes(good[:cut])
-        with pytest.raises(CheckpointError, match=f"{path}: (truncated|corrupt|missing)"):
+        with pytest.raises(
+            CheckpointError, match=f"{path}: (truncated|corrupt|missing)"
+        ):
             read_checkpoint(path)
     garbage = tmp_path / "garbage.nemo"
     garbage.write_bytes(b"\x00\x01 not a tar at all" * 50)
@@ -231,9 +248,13 @@ def test_truncated_and_corrupt_archives_are_named(tmp_path):
 
 def test_python_tag_in_model_config_is_refused(tmp_path):
     members = valid_members()
-    members[0] = file_member("model_config.yaml", b"x: !!python/object/apply:os.getcwd []\n")
+    members[0] = file_member(
+        "model_config.yaml", b"x: !!python/object/apply:os.getcwd []\n"
+    )
     path = write_tar(tmp_path / "tag.nemo", members)
-    with pytest.raises(CheckpointError, match=f"{path}: model_config.yaml is not valid YAML"):
+    with pytest.raises(
+        CheckpointError, match=f"{path}: model_config.yaml is not valid YAML"
+    ):
         read_checkpoint(path)
 
 
@@ -256,7 +277,9 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         tiny(hidden=5).save_to(path)
     assert path.read_bytes() == before  # the old file is untouched ...
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.nemo"]  # ... no leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.nemo"
+    ]  # ... no leftovers
     with pytest.raises(ZeroDivisionError):
         atomic_write(tmp_path / "x.bin", lambda f: (f.write(b"half"), 1 / 0))
     assert not (tmp_path / "x.bin").exists()

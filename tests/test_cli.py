@@ -23,9 +23,17 @@ def test_help_lists_every_verb(capsys):
     assert main([]) == 2
 
 
-@pytest.mark.parametrize("argv", [["train", "--help"], ["inspect", "--help"],
-                                  ["manifest", "--help"], ["manifest", "check", "--help"],
-                                  ["corpus", "--help"], ["corpus", "build", "--help"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--help"],
+        ["inspect", "--help"],
+        ["manifest", "--help"],
+        ["manifest", "check", "--help"],
+        ["corpus", "--help"],
+        ["corpus", "build", "--help"],
+    ],
+)
 def test_every_verb_has_help(argv, capsys):
     assert main(argv) == 0
     assert "usage:" in capsys.readouterr().out
@@ -37,12 +45,15 @@ def test_unknown_verb_suggests_the_nearest(capsys):
 
 
 def test_help_is_instant_and_imports_no_torch():
-    code = ("import sys; from minispeech.cli import main; assert main(['--help']) == 0; "
-            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")  # fmt: skip
+    code = (
+        "import sys; from minispeech.cli import main; assert main(['--help']) == 0; "
+        "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip().endswith("NO TORCH"), out.stderr
-    module = subprocess.run([sys.executable, "-m", "minispeech", "--help"],
-                            capture_output=True, text=True)  # fmt: skip
+    module = subprocess.run(
+        [sys.executable, "-m", "minispeech", "--help"], capture_output=True, text=True
+    )
     assert module.returncode == 0 and "train" in module.stdout
 
 
@@ -53,8 +64,13 @@ def write_yaml(path: Path, cfg: dict) -> Path:
 
 def test_train_runs_a_config_with_overrides(tmp_path, capsys):
     config = write_yaml(tmp_path / "tiny.yaml", tiny_config(tmp_path / "exp"))
-    argv = ["train", str(config), "trainer.max_steps=3", "--trust-targets",
-            "exp_manager.name=cli"]  # fmt: skip
+    argv = [
+        "train",
+        str(config),
+        "trainer.max_steps=3",
+        "--trust-targets",
+        "exp_manager.name=cli",
+    ]
     assert main(argv) == 0
     model_file = tmp_path / "exp" / "cli" / "cli.nemo"
     assert f"model file: {model_file}" in capsys.readouterr().out
@@ -66,7 +82,11 @@ def test_train_errors_are_one_clear_line(tmp_path, capsys):
     config = write_yaml(tmp_path / "tiny.yaml", tiny_config(tmp_path / "exp"))
     assert main(["train", str(config), "trainer.max_stesp=3"]) == 1
     err = capsys.readouterr().err
-    assert "ConfigError" in err and "trainer.max_stesp" in err and "trainer.max_steps" in err
+    assert (
+        "ConfigError" in err
+        and "trainer.max_stesp" in err
+        and "trainer.max_steps" in err
+    )
     assert main(["train", str(config)]) == 1
     assert "outside the minispeech package" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
@@ -78,8 +98,15 @@ def test_train_errors_are_one_clear_line(tmp_path, capsys):
 def test_inspect_a_model_file(tmp_path, capsys):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("a b\n")
-    model = TinyModel({"_target_": "tiny_model.TinyModel", "n_samples": 6, "hidden": 4,
-                       "vocab": str(vocab), "optim": {"name": "adamw", "lr": 0.1}})  # fmt: skip
+    model = TinyModel(
+        {
+            "_target_": "tiny_model.TinyModel",
+            "n_samples": 6,
+            "hidden": 4,
+            "vocab": str(vocab),
+            "optim": {"name": "adamw", "lr": 0.1},
+        }
+    )
     path = model.save_to(tmp_path / "m.nemo")
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
@@ -92,8 +119,11 @@ def test_inspect_a_nemo_file(nemo_ref, capsys):
     path = nemo_ref / "conformer_ctc_tiny.nemo"
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
-    params = sum(t.numel() for t in read_checkpoint(path).state_dict.values()
-                 if t.is_floating_point())  # fmt: skip
+    params = sum(
+        t.numel()
+        for t in read_checkpoint(path).state_dict.values()
+        if t.is_floating_point()
+    )
     assert "EncDecCTCModel" in out and f"parameters: {params:,}" in out
     assert "encoder: nemo.collections.asr.modules.ConformerEncoder (" in out
 
@@ -123,5 +153,7 @@ def test_corpus_build_forwards_to_the_corpus_builder(monkeypatch):
     monkeypatch.setattr(corpus, "main", lambda argv: calls.append(argv) or 0)
     assert main(["corpus", "build", "--seed", "3"]) == 0
     assert main(["corpus", "build", "--out", "/tmp/x"]) == 0
-    assert calls == [["build", "--seed", "3", "--out", "data/tinyspeech"],
-                     ["build", "--out", "/tmp/x"]]  # fmt: skip
+    assert calls == [
+        ["build", "--seed", "3", "--out", "data/tinyspeech"],
+        ["build", "--out", "/tmp/x"],
+    ]

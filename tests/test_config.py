@@ -114,15 +114,13 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 def test_python_tags_are_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
+    path.write_text(textwrap.dedent(f"""\
             model:
               x: !!python/object/apply:os.system ["touch {marker}"]
-            """
-        )
-    )
-    with pytest.raises(ConfigError, match=rf"{path}:2: .*python/object/apply:os.system"):
+            """))
+    with pytest.raises(
+        ConfigError, match=rf"{path}:2: .*python/object/apply:os.system"
+    ):
         load_config(path)
     assert not marker.exists()
 
@@ -137,17 +135,31 @@ def test_top_level_must_be_a_mapping(tmp_path):
 
 
 def test_instantiate_builds_the_target_with_the_other_keys():
-    noam = instantiate({"_target_": "minispeech.optim.Noam", "base_lr": 1.0, "d_model": 16,
-                        "warmup_steps": 4})  # fmt: skip
+    noam = instantiate(
+        {
+            "_target_": "minispeech.optim.Noam",
+            "base_lr": 1.0,
+            "d_model": 16,
+            "warmup_steps": 4,
+        }
+    )
     assert isinstance(noam, Noam)
     assert noam(3) == pytest.approx(16**-0.5 * min(4**-0.5, 4 * 4**-1.5))
-    with_extra = instantiate({"_target_": "minispeech.optim.Noam", "d_model": 16},
-                             base_lr=2.0, warmup_steps=8)  # fmt: skip
+    with_extra = instantiate(
+        {"_target_": "minispeech.optim.Noam", "d_model": 16},
+        base_lr=2.0,
+        warmup_steps=8,
+    )
     assert with_extra.base_lr == 2.0 and with_extra.warmup_steps == 8
 
 
 def test_unknown_argument_names_class_key_and_valid_keys():
-    cfg = {"_target_": "minispeech.optim.Noam", "base_lr": 1.0, "d_modl": 16, "warmup_steps": 4}
+    cfg = {
+        "_target_": "minispeech.optim.Noam",
+        "base_lr": 1.0,
+        "d_modl": 16,
+        "warmup_steps": 4,
+    }
     with pytest.raises(ConfigError) as error:
         instantiate(cfg)
     message = str(error.value)
@@ -155,19 +167,30 @@ def test_unknown_argument_names_class_key_and_valid_keys():
     assert "did you mean 'd_model'" in message
     assert "base_lr, d_model, warmup_steps, min_lr" in message
     with pytest.raises(ConfigError, match="missing required arguments: warmup_steps"):
-        instantiate({"_target_": "minispeech.optim.Noam", "base_lr": 1.0, "d_model": 16})
+        instantiate(
+            {"_target_": "minispeech.optim.Noam", "base_lr": 1.0, "d_model": 16}
+        )
 
 
 def test_targets_outside_the_package_are_refused_unless_trusted():
-    for target in ("os.system", "builtins.eval", "subprocess.Popen", "minispeechx.evil"):
+    for target in (
+        "os.system",
+        "builtins.eval",
+        "subprocess.Popen",
+        "minispeechx.evil",
+    ):
         with pytest.raises(ConfigError, match="outside the minispeech package"):
             instantiate({"_target_": target, "command": "true"})
-    delta = instantiate({"_target_": "datetime.timedelta", "hours": 2}, trust_targets=True)
+    delta = instantiate(
+        {"_target_": "datetime.timedelta", "hours": 2}, trust_targets=True
+    )
     assert delta.total_seconds() == 7200
 
 
 def test_bad_targets_are_named():
-    with pytest.raises(ConfigError, match="'minispeech.nope.Thing': minispeech has no 'nope'"):
+    with pytest.raises(
+        ConfigError, match="'minispeech.nope.Thing': minispeech has no 'nope'"
+    ):
         instantiate({"_target_": "minispeech.nope.Thing"})
     with pytest.raises(ConfigError, match="'nopenope.x'.*cannot import"):
         instantiate({"_target_": "nopenope.x"}, trust_targets=True)
@@ -178,6 +201,7 @@ def test_bad_targets_are_named():
 
 
 def test_nested_class_target():
-    noam = instantiate({"_target_": "minispeech.optim.Noam.__call__"}, self=Noam(1.0, 4, 1),
-                       s=0)  # fmt: skip
+    noam = instantiate(
+        {"_target_": "minispeech.optim.Noam.__call__"}, self=Noam(1.0, 4, 1), s=0
+    )
     assert math.isclose(noam, 4**-0.5)

@@ -24,7 +24,9 @@ def test_from_config_builds_the_named_subclass():
     assert model.num_parameters() == 6 * 4 + 4 + 4 * 1 + 1
     with pytest.raises(ConfigError, match="outside the minispeech package"):
         SpeechModel.from_config(CFG)
-    with pytest.raises(ConfigError, match="'minispeech.optim.Noam' is not a SpeechModel"):
+    with pytest.raises(
+        ConfigError, match="'minispeech.optim.Noam' is not a SpeechModel"
+    ):
         SpeechModel.from_config({"_target_": "minispeech.optim.Noam"})
     with pytest.raises(ConfigError, match="needs a _target_"):
         SpeechModel.from_config({"n_samples": 6})
@@ -37,14 +39,19 @@ def test_direct_construction_records_its_class():
 
 def test_base_class_says_what_a_subclass_must_write():
     model = SpeechModel({})
-    for call in (lambda: model.training_step({}), lambda: model.validation_step({}),
-                 lambda: model.build_dataset({})):  # fmt: skip
+    for call in (
+        lambda: model.training_step({}),
+        lambda: model.validation_step({}),
+        lambda: model.build_dataset({}),
+    ):
         with pytest.raises(NotImplementedError, match="SpeechModel must define"):
             call()
 
 
 def test_default_validation_metrics_divide_by_count():
-    metrics = SpeechModel({}).validation_metrics({"loss": 6.0, "errors": 3.0, "count": 3.0})
+    metrics = SpeechModel({}).validation_metrics(
+        {"loss": 6.0, "errors": 3.0, "count": 3.0}
+    )
     assert metrics == {"val_loss": 2.0, "val_errors": 1.0}
 
 
@@ -59,8 +66,12 @@ def test_two_artifacts_with_one_basename_get_distinct_members(tmp_path):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     (tmp_path / "a" / "vocab.txt").write_text("a\n")
     (tmp_path / "b" / "vocab.txt").write_text("b\n")
-    cfg = {**CFG, "_target_": "test_model.TwoArtifacts", "vocab": str(tmp_path / "a/vocab.txt"),
-           "extra": {"path": str(tmp_path / "b/vocab.txt")}}  # fmt: skip
+    cfg = {
+        **CFG,
+        "_target_": "test_model.TwoArtifacts",
+        "vocab": str(tmp_path / "a/vocab.txt"),
+        "extra": {"path": str(tmp_path / "b/vocab.txt")},
+    }
     path = TwoArtifacts(cfg).save_to(tmp_path / "m.nemo")
     checkpoint = read_checkpoint(path)
     assert sorted(checkpoint.artifacts) == ["vocab.txt", "vocab.vocab.txt"]
@@ -76,8 +87,15 @@ def test_restore_checks_the_class(tmp_path):
 
 
 def test_optimizer_and_scheduler_from_the_optim_section():
-    cfg = {**CFG, "optim": {"name": "sgd", "lr": 0.5, "momentum": 0.9,
-                            "sched": {"name": "noam", "d_model": 4, "warmup_steps": 2}}}
+    cfg = {
+        **CFG,
+        "optim": {
+            "name": "sgd",
+            "lr": 0.5,
+            "momentum": 0.9,
+            "sched": {"name": "noam", "d_model": 4, "warmup_steps": 2},
+        },
+    }
     optimizer, scheduler = TinyModel(cfg).configure_optimizers(max_steps=10)
     assert isinstance(optimizer, torch.optim.SGD)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 4**-0.5 * 2**-1.5)

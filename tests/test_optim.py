@@ -1,4 +1,5 @@
-"""Optimizers and learning-rate schedules against torch built-ins and the papers' formulas."""
+"""Optimizers and learning-rate schedules against torch built-ins and the papers'
+formulas."""
 
 import math
 
@@ -25,11 +26,16 @@ def lrs(sched_cfg: dict, max_steps: int, lr: float = 0.5) -> list:
 
 
 def test_optimizers_and_their_arguments():
-    adamw = build_optimizer(params(), {"name": "adamw", "lr": 0.1, "betas": [0.8, 0.9],
-                                       "weight_decay": 0.5})  # fmt: skip
+    adamw = build_optimizer(
+        params(), {"name": "adamw", "lr": 0.1, "betas": [0.8, 0.9], "weight_decay": 0.5}
+    )
     assert isinstance(adamw, torch.optim.AdamW)
-    assert adamw.defaults["betas"] == (0.8, 0.9) and adamw.defaults["weight_decay"] == 0.5
-    assert isinstance(build_optimizer(params(), {"name": "Adam", "lr": 0.1}), torch.optim.Adam)
+    assert (
+        adamw.defaults["betas"] == (0.8, 0.9) and adamw.defaults["weight_decay"] == 0.5
+    )
+    assert isinstance(
+        build_optimizer(params(), {"name": "Adam", "lr": 0.1}), torch.optim.Adam
+    )
     sgd = build_optimizer(params(), {"name": "sgd", "lr": 0.1, "momentum": 0.9})
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
 
@@ -37,7 +43,9 @@ def test_optimizers_and_their_arguments():
 def test_bad_optimizer_config_is_named():
     with pytest.raises(ConfigError, match="optim.name 'lamb' unknown.*adamw"):
         build_optimizer(params(), {"name": "lamb", "lr": 0.1})
-    with pytest.raises(ConfigError, match="optim \\(adam\\): unknown argument 'bet'.*betas"):
+    with pytest.raises(
+        ConfigError, match="optim \\(adam\\): unknown argument 'bet'.*betas"
+    ):
         build_optimizer(params(), {"name": "adam", "lr": 0.1, "bet": [0.9, 0.9]})
     with pytest.raises(ConfigError, match="optim.sched.name 'cosin' unknown"):
         build_scheduler(torch.optim.SGD(params(), lr=1.0), {"name": "cosin"}, 10)
@@ -45,8 +53,12 @@ def test_bad_optimizer_config_is_named():
 
 def test_cosine_after_warmup_matches_torch():
     warmup, total, lr, min_lr = 5, 40, 0.5, 0.01
-    ours = lrs({"name": "CosineAnnealing", "warmup_steps": warmup, "min_lr": min_lr}, total, lr)
-    assert ours[:warmup] == pytest.approx([lr * (s + 1) / warmup for s in range(warmup)])
+    ours = lrs(
+        {"name": "CosineAnnealing", "warmup_steps": warmup, "min_lr": min_lr}, total, lr
+    )
+    assert ours[:warmup] == pytest.approx(
+        [lr * (s + 1) / warmup for s in range(warmup)]
+    )
     optimizer = torch.optim.SGD(params(), lr=lr)
     reference = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=total - warmup, eta_min=min_lr
@@ -67,13 +79,21 @@ def test_cosine_warmup_ratio_and_the_end_value():
 
 def test_noam_is_vaswani_equation_3():
     d_model, warmup = 64, 10
-    ours = lrs({"name": "NoamAnnealing", "d_model": d_model, "warmup_steps": warmup}, 50, 1.0)
-    # lrate = d_model^-0.5 * min(step_num^-0.5, step_num * warmup_steps^-1.5), step_num >= 1
+    ours = lrs(
+        {"name": "NoamAnnealing", "d_model": d_model, "warmup_steps": warmup}, 50, 1.0
+    )
+    # lrate = d_model^-0.5 * min(step_num^-0.5, step_num * warmup_steps^-1.5), step_num
+    # >= 1
     paper = [d_model**-0.5 * min(n**-0.5, n * warmup**-1.5) for n in range(1, 51)]
     assert ours == pytest.approx(paper, rel=1e-12)
-    assert max(range(50), key=ours.__getitem__) == warmup - 1  # peak at step_num = warmup
-    floored = lrs({"name": "noam", "d_model": d_model, "warmup_steps": warmup,
-                   "min_lr": 0.05}, 50, 1.0)  # fmt: skip
+    assert (
+        max(range(50), key=ours.__getitem__) == warmup - 1
+    )  # peak at step_num = warmup
+    floored = lrs(
+        {"name": "noam", "d_model": d_model, "warmup_steps": warmup, "min_lr": 0.05},
+        50,
+        1.0,
+    )
     assert min(floored) == pytest.approx(0.05)
 
 

@@ -1,4 +1,5 @@
-"""The training loop: exact resume, kill-and-resume, non-finite losses, options, outputs.
+"""The training loop: exact resume, kill-and-resume, non-finite losses, options,
+outputs.
 
 All runs use tests/tiny_model.py (an MLP regression with dropout and numpy/python-random
 augmentation), so every RNG the loop must restore is in play.
@@ -58,8 +59,13 @@ def crash_on_call(monkeypatch, n: int) -> None:
 @pytest.mark.parametrize("precision", ["32", "bf16-mixed", "16-mixed"])
 def test_resume_is_bit_identical(tmp_path, monkeypatch, precision):
     # 8 steps x 2 micro-batches = 16 batches: crosses an epoch end (10 batches/epoch)
-    sections = dict(trainer={"precision": precision, "accumulate_grad_batches": 2,
-                             "gradient_clip_val": 1.0})  # fmt: skip
+    sections = dict(
+        trainer={
+            "precision": precision,
+            "accumulate_grad_batches": 2,
+            "gradient_clip_val": 1.0,
+        }
+    )
     straight = train(tiny_config(tmp_path / "a", **sections), trust_targets=True)
 
     cfg = tiny_config(tmp_path / "b", **sections)
@@ -130,8 +136,10 @@ train(cfg, trust_targets=True)
 
 
 def test_sigkill_at_a_random_moment_then_resume(tmp_path):
-    sections = dict(trainer={"max_steps": 150, "val_check_interval": 25},
-                    exp_manager={"every_n_train_steps": 1})  # fmt: skip
+    sections = dict(
+        trainer={"max_steps": 150, "val_check_interval": 25},
+        exp_manager={"every_n_train_steps": 1},
+    )
     exp = tmp_path / "killed"
     script = KILL_SCRIPT.format(tests=str(TESTS), exp=str(exp), sections=sections)
     process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
@@ -165,7 +173,9 @@ def test_nonfinite_loss_is_skipped_logged_and_counted(tmp_path):
         assert set(event["ids"]) & set(nan_ids)
     steps = [r["step"] for r in records if "loss" in r]
     assert steps == list(range(1, 13))  # skipped batches do not count as steps
-    assert max(r["nonfinite_total"] for r in records if "nonfinite_total" in r) == len(events)
+    assert max(r["nonfinite_total"] for r in records if "nonfinite_total" in r) == len(
+        events
+    )
 
 
 def test_consecutive_nonfinite_losses_abort(tmp_path):
@@ -176,8 +186,11 @@ def test_consecutive_nonfinite_losses_abort(tmp_path):
 
 
 def test_outputs_best_k_and_validation_log(tmp_path):
-    cfg = tiny_config(tmp_path, trainer={"max_steps": 12, "val_check_interval": 2},
-                      exp_manager={"save_top_k": 2})  # fmt: skip
+    cfg = tiny_config(
+        tmp_path,
+        trainer={"max_steps": 12, "val_check_interval": 2},
+        exp_manager={"save_top_k": 2},
+    )
     model_file = train(cfg, trust_targets=True)
     assert model_file == tmp_path / "tiny" / "tiny.nemo" and model_file.exists()
     vals = [r for r in log_records(tmp_path / "tiny") if "val_loss" in r]
@@ -185,19 +198,24 @@ def test_outputs_best_k_and_validation_log(tmp_path):
     best = sorted(r["val_loss"] for r in vals)[:2]
     kept = sorted((tmp_path / "tiny" / "checkpoints").glob("*.nemo"))
     assert len(kept) == 2
-    assert sorted(float(p.name.split("=")[1].split("-")[0]) for p in kept) == pytest.approx(
-        best, abs=1e-4
-    )
+    assert sorted(
+        float(p.name.split("=")[1].split("-")[0]) for p in kept
+    ) == pytest.approx(best, abs=1e-4)
 
 
 def test_max_epochs_and_epoch_validation(tmp_path):
-    cfg = tiny_config(tmp_path, trainer={"max_steps": None, "max_epochs": 2,
-                                         "val_check_interval": 1.0})  # fmt: skip
+    cfg = tiny_config(
+        tmp_path,
+        trainer={"max_steps": None, "max_epochs": 2, "val_check_interval": 1.0},
+    )
     cfg["model"]["train_ds"]["num_buckets"] = 1  # 24 items / batch 4 = 6 batches
     train(cfg, trust_targets=True)
     records = log_records(tmp_path / "tiny")
     assert [r["step"] for r in records if "loss" in r] == list(range(1, 13))
-    assert [(r["step"], r["epoch"]) for r in records if "val_loss" in r] == [(6, 0), (12, 1)]
+    assert [(r["step"], r["epoch"]) for r in records if "val_loss" in r] == [
+        (6, 0),
+        (12, 1),
+    ]
 
 
 def test_max_time_stops_the_run(tmp_path):
@@ -214,9 +232,14 @@ def test_learning_rate_follows_the_schedule_in_the_log(tmp_path):
     train(cfg, trust_targets=True)
     lrs = [r["lr"] for r in log_records(tmp_path / "tiny") if "lr" in r]
     # warmup 2, cosine to 0.001 at step 8 (see test_optim.py for the formula checks)
-    expected = [0.01 * (s + 1) / 2 if s < 2 else
-                0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * (s - 2) / 6))
-                for s in range(8)]  # fmt: skip
+    expected = [
+        (
+            0.01 * (s + 1) / 2
+            if s < 2
+            else 0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * (s - 2) / 6))
+        )
+        for s in range(8)
+    ]
     assert lrs == pytest.approx(expected, rel=1e-9)
 
 
@@ -224,7 +247,9 @@ def test_bad_trainer_options_are_named(tmp_path):
     with pytest.raises(ConfigError, match="trainer.max_step: unknown key.*max_steps"):
         train(tiny_config(tmp_path, trainer={"max_step": 3}), trust_targets=True)
     with pytest.raises(ConfigError, match="precision"):
-        train(tiny_config(tmp_path, trainer={"precision": "8-mixed"}), trust_targets=True)
+        train(
+            tiny_config(tmp_path, trainer={"precision": "8-mixed"}), trust_targets=True
+        )
     with pytest.raises(ConfigError, match="exp_manager.monitor 'val_wer'.*val_loss"):
         cfg = tiny_config(tmp_path, exp_manager={"monitor": "val_wer"})
         train(cfg, trust_targets=True)

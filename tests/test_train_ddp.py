@@ -1,9 +1,10 @@
-"""Two CPU processes with the gloo backend train like one process on the same global batch.
+"""Two CPU processes with the gloo backend train like one process on the same global
+batch.
 
-Each rank takes its own batches from the bucketing sampler; DistributedDataParallel averages
-the gradients, so both ranks must hold identical weights, and those weights must match a
-single process whose every batch is the union of the two ranks' batches (the mean loss over
-4 items equals the mean of two 2-item means).
+Each rank takes its own batches from the bucketing sampler; DistributedDataParallel
+averages the gradients, so both ranks must hold identical weights, and those weights
+must match a single process whose every batch is the union of the two ranks' batches
+(the mean loss over 4 items equals the mean of two 2-item means).
 """
 
 import json
@@ -38,8 +39,13 @@ def ddp_config(exp_dir: Path, **model) -> dict:
 
 def worker(rank: int, port: int, out: str, nan_ids: list) -> None:
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE="2", LOCAL_RANK=str(rank))  # fmt: skip
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_RANK=str(rank),
+    )
     cfg = ddp_config(Path(out) / "exp")
     cfg["model"]["train_ds"]["nan_ids"] = nan_ids
     train(cfg, trust_targets=True)
@@ -49,7 +55,7 @@ def worker(rank: int, port: int, out: str, nan_ids: list) -> None:
 
 
 class ReplaySampler:
-    """Fixed batches of indices (one epoch), with the sampler interface the loop uses."""
+    """Fixed batches of indices (one epoch) with the sampler interface of the loop."""
 
     def __init__(self, batches: list):
         self.batches, self.skip = batches, 0
@@ -81,9 +87,15 @@ class ReplayModel(TinyModel):
 
 
 def run_two_ranks(tmp_path: Path, nan_ids=()) -> tuple:
-    mp.start_processes(worker, args=(free_port(), str(tmp_path), list(nan_ids)), nprocs=2,
-                       start_method="spawn")  # fmt: skip
-    weights = [torch.load(tmp_path / f"weights{r}.pt", weights_only=True) for r in (0, 1)]
+    mp.start_processes(
+        worker,
+        args=(free_port(), str(tmp_path), list(nan_ids)),
+        nprocs=2,
+        start_method="spawn",
+    )
+    weights = [
+        torch.load(tmp_path / f"weights{r}.pt", weights_only=True) for r in (0, 1)
+    ]
     ids = [json.loads((tmp_path / f"ids{r}.json").read_text()) for r in (0, 1)]
     return weights, ids
 
@@ -100,11 +112,13 @@ def test_two_gloo_ranks_match_one_process_on_the_global_batch(tmp_path):
     # each rank its own batches: disjoint within the first epoch (8 batches of 2)
     seen0 = {i for batch in ids0[:4] for i in batch}
     seen1 = {i for batch in ids1[:4] for i in batch}
-    assert len(ids0) == len(ids1) == 5 and not seen0 & seen1 and len(seen0 | seen1) == 16
+    assert (
+        len(ids0) == len(ids1) == 5 and not seen0 & seen1 and len(seen0 | seen1) == 16
+    )
 
     # one process, each step on the union of the two ranks' batches (the NaN one too)
     index = {f"utt{i:03d}": i for i in range(16)}
-    replay = [[index[u] for u in a + b] for a, b in zip(ids0, ids1)]
+    replay = [[index[u] for u in a + b] for a, b in zip(ids0, ids1, strict=True)]
     cfg = ddp_config(tmp_path / "single", replay=replay)
     cfg["model"]["_target_"] = "test_train_ddp.ReplayModel"
     cfg["model"]["train_ds"]["nan_ids"] = ["utt005"]

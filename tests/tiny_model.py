@@ -41,12 +41,14 @@ class TinyDataset(torch.utils.data.Dataset):
         audio = self.audio[i]
         if self.augment:  # uses the python and numpy RNGs, as real augmentations do
             scale = 1.0 + 0.01 * random.random()
-            audio = audio * scale + torch.from_numpy(np.random.normal(0, 0.01, audio.shape))
+            audio = audio * scale + torch.from_numpy(
+                np.random.normal(0, 0.01, audio.shape)
+            )
         return {"audio": audio.float(), "target": self.target[i], "id": self.ids[i]}
 
 
 class TinyModel(SpeechModel):
-    """model: {_target_: tiny_model.TinyModel, n_samples, hidden, dropout, vocab?, ...}"""
+    """model: {_target_: tiny_model.TinyModel, n_samples, hidden, dropout, vocab?}"""
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
@@ -96,24 +98,46 @@ class TinyModel(SpeechModel):
 
 
 def tiny_config(exp_dir: Path, **sections) -> dict:
-    """A full train config for TinyModel; `sections` update model/trainer/exp_manager."""
+    """A train config for TinyModel; `sections` update model/trainer/exp_manager."""
     cfg = {
         "model": {
             "_target_": "tiny_model.TinyModel",
             "n_samples": 16,
             "hidden": 8,
             "dropout": 0.1,
-            "train_ds": {"n": 24, "seed": 1, "batch_size": 4, "shuffle": True,
-                         "augment": True},  # fmt: skip
+            "train_ds": {
+                "n": 24,
+                "seed": 1,
+                "batch_size": 4,
+                "shuffle": True,
+                "augment": True,
+            },
             "validation_ds": {"n": 8, "seed": 2, "batch_size": 4},
-            "optim": {"name": "adamw", "lr": 0.01, "weight_decay": 0.01,
-                      "sched": {"name": "CosineAnnealing", "warmup_steps": 2,
-                                "min_lr": 0.001}},  # fmt: skip
+            "optim": {
+                "name": "adamw",
+                "lr": 0.01,
+                "weight_decay": 0.01,
+                "sched": {
+                    "name": "CosineAnnealing",
+                    "warmup_steps": 2,
+                    "min_lr": 0.001,
+                },
+            },
         },
-        "trainer": {"max_steps": 8, "accelerator": "cpu", "val_check_interval": 4,
-                    "log_every_n_steps": 1, "enable_progress_bar": False, "seed": 7},  # fmt: skip
-        "exp_manager": {"exp_dir": str(exp_dir), "name": "tiny", "every_n_train_steps": 2,
-                        "save_top_k": 2},  # fmt: skip
+        "trainer": {
+            "max_steps": 8,
+            "accelerator": "cpu",
+            "val_check_interval": 4,
+            "log_every_n_steps": 1,
+            "enable_progress_bar": False,
+            "seed": 7,
+        },
+        "exp_manager": {
+            "exp_dir": str(exp_dir),
+            "name": "tiny",
+            "every_n_train_steps": 2,
+            "save_top_k": 2,
+        },
     }
     for section, values in sections.items():
         cfg[section].update(values)
