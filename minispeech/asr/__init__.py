@@ -2,6 +2,22 @@
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_reference import rnnt_loss_reference
 from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
+from minispeech.asr.ctc_decoding import (
+    BeamHypothesis,
+    ctc_greedy_decode,
+    ctc_greedy_decode_single,
+    ctc_prefix_beam_search,
+    ctc_prefix_beam_search_single,
+)
+from minispeech.asr.ngram_lm import NGramLM
+from minispeech.asr.alignment import (
+    Alignment,
+    TokenSpan,
+    WordSpan,
+    ctc_forced_align,
+    ctc_forced_align_single,
+    word_spans,
+)
 from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork
 from minispeech.asr.rnnt_decoding import (
     Hypothesis,
