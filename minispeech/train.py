@@ -38,13 +38,12 @@ from minispeech import distributed
 from minispeech.checkpoint import load_torch_file
 from minispeech.config import ConfigError
 from minispeech.model import SpeechModel
+from minispeech.train_options import ExpOptions, TrainerOptions
 from minispeech.train_state import (
     Checkpointer,
-    ExpOptions,
     LoopState,
     MetricsLog,
     Parts,
-    TrainerOptions,
     restore_rng,
     seed_everything,
 )
@@ -90,11 +89,12 @@ def fit(cfg, opts: TrainerOptions, exp: ExpOptions, env, trust_targets: bool) ->
     log = MetricsLog(run_dir / "metrics.jsonl", enabled=env.is_main)
     ckpt = Checkpointer(run_dir / "checkpoints", exp, env)
     state = LoopState()
-    if exp.resume_if_exists and ckpt.last_path.exists():
+    resuming = exp.resume_if_exists and ckpt.last_path.exists()
+    if resuming:
         resumed = load_torch_file(ckpt.last_path, "cpu", str(ckpt.last_path))
         state = ckpt.load(resumed, parts)
         restore_rng(resumed["rng"], env.rank)
-        log.truncate_after(state.step)
+    log.truncate_after(state.step if resuming else -1)  # a fresh run, a fresh log
     val_every = opts.val_every_steps(steps_per_epoch)
 
     # 3) epochs until max_steps, max_epochs or max_time
