@@ -124,12 +124,16 @@ def test_crash_inside_the_rename_keeps_the_old_checkpoint(tmp_path, monkeypatch)
     assert_same_weights(straight, train(cfg, trust_targets=True))
 
 
+# The killed run sleeps 5 ms per step (same numbers, slower), so a kill within 0.3 s of
+# the first checkpoint always lands mid-run.
 KILL_SCRIPT = """
-import sys, torch
+import sys, time, torch
 torch.set_num_threads(1)
 sys.path.insert(0, {tests!r})
-from tiny_model import tiny_config
+from tiny_model import TinyModel, tiny_config
 from minispeech.train import train
+step = TinyModel.training_step
+TinyModel.training_step = lambda self, batch: time.sleep(0.005) or step(self, batch)
 cfg = tiny_config({exp!r}, **{sections!r})
 train(cfg, trust_targets=True)
 """
