@@ -178,14 +178,19 @@ def to_device(batch, device: torch.device):
     return batch
 
 
+def autocast(opts: TrainerOptions, device: torch.device):
+    """bf16 or fp16 autocast for the mixed precisions, a no-op context for 32."""
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(
+        opts.precision
+    )
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
 def compute_loss(
     step_module, batch: dict, opts: TrainerOptions, device
 ) -> torch.Tensor:
     """Forward under autocast; the scalar loss in float32."""
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(
-        opts.precision
-    )
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+    with autocast(opts, device):
         out = step_module(batch)
     if "loss" not in out or out["loss"].ndim != 0:
         raise RuntimeError(
@@ -257,12 +262,9 @@ def compute_validation_loss(
 ) -> dict:
     """Sum `validation_step` stats over batches and ranks -> `validation_metrics`."""
     model.eval()
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(
-        opts.precision
-    )
     totals: dict = {}
     for batch in loader:
-        with torch.autocast(env.device.type, dtype=dtype, enabled=dtype is not None):
+        with autocast(opts, env.device):
             stats = model.validation_step(to_device(batch, env.device))
         for key, value in stats.items():
             totals[key] = totals.get(key, 0.0) + float(value)
@@ -271,7 +273,7 @@ def compute_validation_loss(
 
 
 def run_validation(model, loader, opts, state: LoopState, env, log, ckpt) -> None:
-    """Validate, log, keep the best k model files, and record the result in `state`."""
+    """Validate, log the metrics and keep the best k model files."""
     if loader is None:
         return
     metrics = compute_validation_loss(model, loader, opts, env)
