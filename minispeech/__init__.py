@@ -14,6 +14,7 @@ _EXPORTS = {
     "AudioError": "minispeech.audio",
     "load_audio": "minispeech.audio",
     "save_audio": "minispeech.audio",
+    "audio_info": "minispeech.audio",
     "resample": "minispeech.audio",
     "stft": "minispeech.audio",
     "istft": "minispeech.audio",
@@ -28,6 +29,7 @@ _EXPORTS = {
     "AudioTextDataset": "minispeech.data",
     "BucketingBatchSampler": "minispeech.data",
     "CharTokenizer": "minispeech.data",
+    "load_tokenizer": "minispeech.data",
     "SentencePieceTokenizer": "minispeech.data",
     # metrics
     "wer": "minispeech.metrics",
@@ -40,6 +42,7 @@ _EXPORTS = {
     "instantiate": "minispeech.config",
     "CheckpointError": "minispeech.checkpoint",
     "restore_from": "minispeech.checkpoint",
+    "read_checkpoint": "minispeech.checkpoint",
     "SpeechModel": "minispeech.model",
     "train": "minispeech.train",
     # encoders
@@ -55,6 +58,17 @@ _EXPORTS = {
     "ctc_loss": "minispeech.asr",
     "ctc_greedy_decode": "minispeech.asr",
     "rnnt_loss": "minispeech.asr",
+    "tdt_loss": "minispeech.asr",
+    "ctc_prefix_beam_search": "minispeech.asr",
+    "ctc_forced_align": "minispeech.asr",
+    "rnnt_greedy_decode": "minispeech.asr",
+    "rnnt_beam_search": "minispeech.asr",
+    "tdt_greedy_decode": "minispeech.asr",
+    "PredictionNetwork": "minispeech.asr",
+    "JointNetwork": "minispeech.asr",
+    "NGramLM": "minispeech.asr",
+    "CTCModel": "minispeech.asr",
+    "TransducerModel": "minispeech.asr",
 }
 
 __all__ = sorted(_EXPORTS)

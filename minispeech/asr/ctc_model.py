@@ -1,0 +1,107 @@
+"""CTCModel: encoder + linear head trained with CTC (Graves et al. 2006, ICML).
+
+audio (B, S) -> ASRModel.encode -> enc (B, D, T') -> linear -> log_probs (B, T', V), the
+blank at index V-1. Training minimizes `ctc_loss` (minispeech/asr/ctc.py); decoding is
+greedy by default, or prefix beam search with an optional word n-gram LM
+(minispeech/asr/ctc_decoding.py). Long recordings are cut into overlapping chunks whose
+centres are stitched together, so memory stays bounded by the chunk length.
+Differs from NeMo: the head is an nn.Linear (NeMo's is a 1x1 Conv1d; the importer
+squeezes its kernel).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from minispeech.asr.asr_model import ASRModel
+from minispeech.asr.ctc import ctc_loss
+from minispeech.asr.ctc_decoding import ctc_greedy_decode
+
+
+class CTCModel(ASRModel):
+    """Conformer/FastConformer (or any encoder) + linear head + CTC loss."""
+
+    extra_keys = frozenset({"ctc_reduction", "strip_space_before_punctuation", "chunk"})
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self.head = nn.Linear(self.encoder.d_model, self.num_classes)  # D -> V
+        # "mean_batch" (NeMo's Conformer-CTC): sum over the batch / B; "mean": F.ctc_loss's
+        self.reduction = self.cfg.get("ctc_reduction", "mean_batch")
+        if self.reduction not in ("mean_batch", "mean", "sum"):
+            raise ValueError(f"ctc_reduction {self.reduction!r}: use mean_batch, mean or sum")
+
+    def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """audio (B, S), audio_lens (B,) -> log_probs (B, T', V), enc_lens (B,)."""
+        enc, enc_lens = self.encode(audio, audio_lens)  # (B, D, T')
+        logits = self.head(enc.transpose(1, 2))  # (B, T', D) -> (B, T', V)
+        return logits.float().log_softmax(dim=-1), enc_lens
+
+    def training_step(self, batch: dict) -> dict:
+        log_probs, enc_lens = self(batch["audio"], batch["audio_lens"])  # (B, T', V)
+        reduction = "sum" if self.reduction != "mean" else "mean"
+        loss = ctc_loss(log_probs, batch["tokens"], enc_lens, batch["token_lens"],
+                        blank=self.blank, reduction=reduction, zero_infinity=True)  # fmt: skip
+        if self.reduction == "mean_batch":
+            loss = loss / log_probs.shape[0]
+        return {"loss": loss}
+
+    def ids_to_text(self, ids: list[int]) -> str:
+        """Token ids (no blanks) -> text, with NeMo's punctuation spacing when asked."""
+        text = self.tokenizer.decode(ids)
+        if self.cfg.get("strip_space_before_punctuation", False):
+            text = strip_space_before_punctuation(text)
+        return text
+
+    def decode(self, audio: Tensor, audio_lens: Tensor) -> list[str]:
+        """Greedy transcripts of a batch: audio (B, S) -> B strings."""
+        log_probs, enc_lens = self.log_probs(audio, audio_lens)  # (B, T', V)
+        return [self.ids_to_text(ids) for ids in ctc_greedy_decode(log_probs, enc_lens, self.blank)]
+
+    def log_probs(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Like forward, but long inputs go through `chunk` (seconds) windows."""
+        chunk = self.cfg.get("chunk") or {}
+        length_s = float(chunk.get("length", 30.0))
+        if audio.shape[1] <= length_s * self.sample_rate:
+            return self(audio, audio_lens)
+        items = [self.chunked_log_probs(audio[b, : audio_lens[b]], length_s,
+                                        float(chunk.get("overlap", 2.0)))
+                 for b in range(audio.shape[0])]  # fmt: skip
+        lens = torch.tensor([x.shape[0] for x in items], device=audio.device)
+        out = torch.zeros(len(items), int(lens.max()), items[0].shape[1], device=audio.device)
+        for b, item in enumerate(items):
+            out[b, : item.shape[0]] = item
+        return out, lens  # (B, T', V)
+
+    def chunked_log_probs(self, wave: Tensor, length_s: float, overlap_s: float) -> Tensor:
+        """wave (S,) -> log_probs (T', V) from overlapping windows of `length_s` seconds.
+
+        Frame k of a window starting at sample s0 sits at sample s0 + k * stride. Each
+        window keeps only the frames between the midpoints of its overlaps, so every
+        output frame saw at least overlap/2 seconds of context on each side.
+        """
+        stride = self.preprocessor.hop_length * int(self.cfg["encoder"].get("subsampling_factor", 4))
+        size = int(length_s * self.sample_rate) // stride * stride
+        step = int((length_s - overlap_s) * self.sample_rate) // stride * stride
+        assert 0 < step <= size, f"chunk overlap {overlap_s} s must be below its length {length_s} s"
+        half, n, pieces = (size - step) // 2 // stride * stride, wave.numel(), []
+        for start in range(0, n, step):
+            window = wave[start : start + size]
+            lens = torch.tensor([window.numel()], device=wave.device)
+            log_probs, enc_lens = self(window[None], lens)  # (1, T'_w, V)
+            frames = log_probs[0, : int(enc_lens[0])]  # (T'_w, V)
+            last = start + size >= n
+            lo = 0 if start == 0 else half // stride
+            hi = frames.shape[0] if last else (step + half) // stride
+            pieces.append(frames[lo:hi])
+            if last:
+                break
+        return torch.cat(pieces)  # (T', V)
+
+
+def strip_space_before_punctuation(text: str, punctuation: str = "'.,?!") -> str:
+    """NeMo's char decoding drops the space before a punctuation label: "vj '" -> "vj'"."""
+    for mark in punctuation:
+        text = text.replace(" " + mark, mark)
+    return text

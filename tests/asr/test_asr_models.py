@@ -1,0 +1,113 @@
+"""CTCModel and TransducerModel: shapes, a tiny overfit, batched == single, save/restore."""
+
+import copy
+
+import pytest
+import torch
+
+from minispeech.asr import CTCModel, TransducerModel
+from minispeech.checkpoint import restore_from
+from minispeech.config import ConfigError
+
+LABELS = [" "] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["'"]
+ENCODER = {
+    "_target_": "minispeech.nn.ConformerEncoder", "feat_in": 32, "n_layers": 1,
+    "d_model": 32, "n_heads": 2, "conv_kernel_size": 7, "subsampling": "striding",
+    "subsampling_factor": 4, "subsampling_conv_channels": 16, "dropout": 0.0,
+    "dropout_att": 0.0, "dropout_emb": 0.0, "dropout_pre_encoder": 0.0,
+}  # fmt: skip
+BASE = {
+    "labels": LABELS,
+    "preprocessor": {"features": 32, "dither": 0.0},
+    "encoder": ENCODER,
+    "optim": {"name": "adam", "lr": 3e-3},
+}
+CTC_CFG = {"_target_": "minispeech.asr.CTCModel", **BASE}
+RNNT_CFG = {
+    "_target_": "minispeech.asr.TransducerModel", **BASE,
+    "decoder": {"pred_hidden": 32}, "joint": {"joint_hidden": 32},
+}  # fmt: skip
+TDT_CFG = {**RNNT_CFG, "loss": {"name": "tdt", "durations": [0, 1, 2], "reduction": "mean"}}
+
+
+def make_batch(texts, seconds=(1.0, 0.7)):
+    """Random 'audio' of the given lengths with tokenized texts, as collate returns."""
+    lens = torch.tensor([int(s * 16000) for s in seconds])
+    audio = torch.randn(len(lens), int(lens.max())) * 0.1
+    for b, n in enumerate(lens):
+        audio[b, n:] = 0
+    ids = [[LABELS.index(c) for c in t] for t in texts]
+    tokens = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
+    for b, row in enumerate(ids):
+        tokens[b, : len(row)] = torch.tensor(row)
+    return {"audio": audio, "audio_lens": lens, "tokens": tokens,
+            "token_lens": torch.tensor([len(r) for r in ids]), "ids": ["a", "b"],
+            "texts": list(texts)}  # fmt: skip
+
+
+@pytest.mark.parametrize("cfg", [CTC_CFG, RNNT_CFG, TDT_CFG], ids=["ctc", "rnnt", "tdt"])
+def test_overfit_one_batch_halves_the_loss(cfg):
+    model = copy.deepcopy(cfg)
+    model = {"ctc": CTCModel, "rnnt": TransducerModel}[
+        "ctc" if "CTC" in cfg["_target_"] else "rnnt"
+    ](model)
+    batch = make_batch(["go left", "stop"])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    first = float(model.training_step(batch)["loss"].detach())
+    for _ in range(40):
+        opt.zero_grad()
+        loss = model.training_step(batch)["loss"]
+        loss.backward()
+        opt.step()
+    assert float(loss) < first / 2, (first, float(loss))
+
+
+def test_ctc_forward_shapes_and_blank_last():
+    model = CTCModel(CTC_CFG).eval()
+    batch = make_batch(["go", "no"])
+    log_probs, enc_lens = model(batch["audio"], batch["audio_lens"])
+    assert log_probs.shape[2] == len(LABELS) + 1 and model.blank == len(LABELS)
+    # 1.0 s, 0.7 s -> 100, 70 frames; each stride-2 stage: n -> (n - 1) // 2 + 1
+    assert enc_lens.tolist() == [25, 18]
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(()), atol=1e-5)
+
+
+@pytest.mark.parametrize("cfg", [CTC_CFG, RNNT_CFG, TDT_CFG], ids=["ctc", "rnnt", "tdt"])
+def test_transcribe_batched_equals_single(cfg):
+    cls = CTCModel if "CTC" in cfg["_target_"] else TransducerModel
+    model = cls(cfg)
+    waves = [torch.randn(n) * 0.1 for n in (16000, 9000, 12345)]
+    assert model.transcribe(waves, batch_size=3) == [model.transcribe([w])[0] for w in waves]
+
+
+def test_chunked_log_probs_equal_full_forward_with_local_context():
+    """With a local receptive field (limited attention, no utterance normalization) every
+    kept frame of a chunk saw all it can see, so stitched chunks equal one full pass."""
+    encoder = {**ENCODER, "att_context_size": [4, 4]}  # +-4 frames, conv +-3 frames
+    cfg = {**CTC_CFG, "encoder": encoder, "chunk": {"length": 1.6, "overlap": 0.8},
+           "preprocessor": {"features": 32, "dither": 0.0, "normalize": None}}  # fmt: skip
+    model = CTCModel(cfg).eval()
+    wave = torch.randn(16000 * 4 + 1234) * 0.1
+    lens = torch.tensor([wave.numel()])
+    with torch.no_grad():
+        full, full_lens = model(wave[None], lens)  # (1, T', V)
+        chunked, chunked_lens = model.log_probs(wave[None], lens)
+    n = int(full_lens[0])
+    assert abs(int(chunked_lens[0]) - n) <= 1
+    m = min(n, int(chunked_lens[0])) - 3  # the very last frames see the padded edge
+    assert torch.allclose(chunked[0, :m], full[0, :m], atol=1e-4)
+
+
+def test_save_restore_round_trip(tmp_path):
+    model = TransducerModel(RNNT_CFG).eval()
+    path = model.save_to(tmp_path / "m.nemo")
+    again = restore_from(path).eval()
+    wave = [torch.randn(8000) * 0.1]
+    assert type(again) is TransducerModel
+    assert again.transcribe(wave) == model.transcribe(wave)
+
+
+def test_unknown_model_key_is_named():
+    with pytest.raises(ConfigError, match="dropuot"):
+        CTCModel({**CTC_CFG, "dropuot": 0.1})
