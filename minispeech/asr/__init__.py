@@ -28,3 +28,6 @@ from minispeech.asr.rnnt_decoding import (
 )
 from minispeech.asr.tdt import tdt_loss
 from minispeech.asr.tdt_decoding import tdt_greedy_decode, tdt_greedy_decode_single
+from minispeech.asr.asr_model import ASRModel
+from minispeech.asr.ctc_model import CTCModel
+from minispeech.asr.transducer_model import TransducerModel
