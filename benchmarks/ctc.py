@@ -23,16 +23,20 @@ def _torch_ctc(log_probs, targets, input_lens, target_lens):
     return F.ctc_loss(log_probs.transpose(0, 1), targets, input_lens, target_lens)
 
 
-def time_fwd_bwd(loss_fn, logits, targets, input_lens, target_lens, repeats):
-    """Median wall time in ms of loss + backward through a log_softmax."""
-    times = []
-    for _ in range(repeats + 1):  # the first run warms up and is dropped
-        x = logits.detach().requires_grad_(True)
-        start = time.perf_counter()
-        loss = loss_fn(x.log_softmax(-1), targets, input_lens, target_lens)
-        loss.backward()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times[1:])
+def time_fwd_bwd(fns, logits, targets, input_lens, target_lens, repeats):
+    """Median wall time in ms of loss + backward through a log_softmax, per function.
+
+    The functions take turns within each repeat, so a busy machine slows all alike.
+    """
+    times = {name: [] for name in fns}
+    for _ in range(repeats + 1):  # the first round warms up and is dropped
+        for name, loss_fn in fns.items():
+            x = logits.detach().requires_grad_(True)
+            start = time.perf_counter()
+            loss = loss_fn(x.log_softmax(-1), targets, input_lens, target_lens)
+            loss.backward()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t[1:]) for name, t in times.items()}
 
 
 def main() -> None:
@@ -54,10 +58,7 @@ def main() -> None:
         targets = torch.randint(1, n_vocab, (n_batch, n_labels))  # (B,U), blank 0
         input_lens = torch.full((n_batch,), n_frames)
         target_lens = torch.full((n_batch,), n_labels)
-        ms = {
-            name: time_fwd_bwd(fn, logits, targets, input_lens, target_lens, args.repeats)
-            for name, fn in fns.items()
-        }
+        ms = time_fwd_bwd(fns, logits, targets, input_lens, target_lens, args.repeats)
         cells = " | ".join(f"{v:.1f}" for v in ms.values())
         print(
             f"| {n_batch} | {n_frames} | {n_vocab} | {n_labels} | {cells} "

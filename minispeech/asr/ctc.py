@@ -27,8 +27,11 @@ import torch
 from torch.autograd.function import once_differentiable
 
 _REDUCTIONS = ("none", "sum", "mean")
-# log 0 inside the fast path: finite, so log_occ never computes -inf - (-inf) = NaN
+# log 0 inside the recursions: finite, so no -inf - (-inf) = NaN appears anywhere
 _LOG_ZERO = -1e30
+# floor of the emissions: an input log 0 (-inf) stays far above _LOG_ZERO, so
+# alpha + beta - emission stays hugely negative wherever alpha or beta is log 0
+_EMIT_FLOOR = -1e29
 
 
 def ctc_loss(
@@ -156,8 +159,9 @@ def _reverse_index(lens: torch.Tensor, size: int) -> torch.Tensor:
 def _log_alpha(emit: torch.Tensor, skip: torch.Tensor, n_steps: int) -> torch.Tensor:
     """Forward variables in log space (Eqs. 6-7) for emit = log y^t_{l'_s} (N,T,S).
 
-    Returns alpha as (T, N, S+2) with two extra columns in front that stay at log 0,
-    so alpha_{t-1}(s-1) and alpha_{t-1}(s-2) are plain slices of the previous row.
+    Returns alpha as (T+1, N, S+2): two extra columns in front stay at log 0, so
+    alpha_{t-1}(s-1) and alpha_{t-1}(s-2) are plain slices of the previous row, and
+    so does the extra last row, a "frame past the end" that backward reads as log 0.
     torch.logaddexp is used rather than a max-shifted exp/log: on CPU, exp and log
     go through MKL's threaded vector math even for a few thousand elements, and a
     step's tensors are that small; on a busy machine that costs milliseconds a step.
@@ -165,7 +169,7 @@ def _log_alpha(emit: torch.Tensor, skip: torch.Tensor, n_steps: int) -> torch.Te
     n_items, n_frames, n_states = emit.shape
     jump = torch.zeros(skip.shape, dtype=emit.dtype, device=emit.device)
     jump.masked_fill_(~skip, _LOG_ZERO)  # (N,S): log 1 or log 0 for s-2 -> s
-    alpha = emit.new_full((n_frames, n_items, n_states + 2), _LOG_ZERO)  # (T,N,S+2)
+    alpha = emit.new_full((n_frames + 1, n_items, n_states + 2), _LOG_ZERO)
     alpha[0, :, 2:4] = emit[:, 0, :2]  # Eq. 6: blank or first label at t = 1
     for t in range(1, n_steps):
         prev = alpha[t - 1]
@@ -195,7 +199,7 @@ class _CTCLoss(torch.autograd.Function):
         emit = log_probs.new_empty(n_items, n_frames, n_states)  # (N,T,S)
         index = ext[:, None, :].expand(n_batch, n_frames, n_states)
         torch.gather(log_probs, 2, index, out=emit[:n_batch])
-        emit.clamp_(min=_LOG_ZERO)  # log 0 inputs: backward never sees -inf - -inf
+        emit[:n_batch].clamp_(min=_EMIT_FLOOR)
         if need_grad:
             rev = _reversed_flat_index(input_lens, ends + 1, n_frames, n_states)
             torch.take(emit[:n_batch], rev, out=emit[n_batch:])
@@ -207,12 +211,14 @@ class _CTCLoss(torch.autograd.Function):
         before_end = last[batch, (ends - 1).clamp(min=0)]  # the last label
         before_end = before_end.masked_fill(ends == 0, _LOG_ZERO)  # U = 0: no label
         nll = -torch.logaddexp(last[batch, ends], before_end)  # (B,)
-        infinite = nll > -_LOG_ZERO / 2  # no alignment reaches the end: p(l|x) = 0
-        nll = nll.masked_fill(infinite, 0.0 if zero_infinity else float("inf"))
+        infinite = nll > -_EMIT_FLOOR / 2  # every alignment has a log 0: p(l|x) = 0
         if need_grad:
-            ctx.save_for_backward(log_probs, emit, alpha, ext, input_lens, ends, nll)
+            finite_nll = nll.masked_fill(infinite, 0.0)  # (B,)
+            saved = (log_probs, emit, alpha, ext, input_lens, ends, finite_nll)
+            ctx.save_for_backward(*saved)
             ctx.zero_infinity, ctx.in_dtype = zero_infinity, in_dtype
             ctx.infinite = infinite
+        nll = nll.masked_fill(infinite, 0.0 if zero_infinity else float("inf"))
         return nll.to(in_dtype)
 
     @staticmethod
@@ -221,15 +227,14 @@ class _CTCLoss(torch.autograd.Function):
         log_probs, emit, alpha, ext, input_lens, ends, nll = ctx.saved_tensors
         n_batch, n_frames, _ = log_probs.shape
         n_states = emit.shape[2]
-        # 1) alpha and beta as (B,T,S): beta_t(s) is alpha_rev at (T_b-1-t, S_b-1-s)
-        beta = alpha.take(_beta_index(alpha, input_lens, ends + 1, n_batch))
-        # 2) Eqs. 14-15: occupancy of state s at t, alpha*beta/y/p(l|x) (beta has y^t)
-        log_occ = beta.add_(alpha[:, :n_batch, 2:].transpose(0, 1))  # (B,T,S)
+        # 1) beta_t(s) = alpha_rev(T_b-1-t, S_b-1-s), log 0 past the frames or states
+        beta = alpha.take(_beta_index(alpha, input_lens, ends + 1, n_batch))  # (B,T,S)
+        # 2) Eqs. 14-15: occupancy of state s at t, alpha*beta/y/p(l|x) (beta has y^t);
+        # where alpha or beta is log 0 it is ~_LOG_ZERO and exp gives exactly 0
+        log_occ = beta.add_(alpha[:-1, :n_batch, 2:].transpose(0, 1))  # (B,T,S)
         log_occ.sub_(emit[:n_batch]).add_(nll[:, None, None])
-        frames = torch.arange(n_frames, device=nll.device) < input_lens[:, None]
-        states = torch.arange(n_states, device=nll.device) <= ends[:, None]  # (B,S)
-        log_occ.masked_fill_(~(frames[:, :, None] & states[:, None, :]), float("-inf"))
         # 3) per-frame weight: d loss / d nll on valid frames, 0 on padding
+        frames = torch.arange(n_frames, device=nll.device) < input_lens[:, None]
         weight = grad_nll.to(nll.dtype)[:, None] * frames  # (B,T)
         if ctx.zero_infinity:
             weight = weight.masked_fill(ctx.infinite[:, None], 0.0)
@@ -254,9 +259,15 @@ def _reversed_flat_index(input_lens, n_ext, n_frames, n_states) -> torch.Tensor:
 
 
 def _beta_index(alpha, input_lens, n_ext, n_batch) -> torch.Tensor:
-    """Flat index into alpha (T,2B,S+2) of beta_t(s) = alpha_rev(T_b-1-t, S_b-1-s)."""
-    n_frames, n_items, width = alpha.shape
-    batch = torch.arange(n_batch, device=alpha.device)[:, None, None]
-    time_rev = _reverse_index(input_lens, n_frames)[:, :, None]
-    state_rev = _reverse_index(n_ext, width - 2)[:, None, :]
-    return (time_rev * n_items + n_batch + batch) * width + 2 + state_rev  # (B,T,S)
+    """Flat index into alpha (T+1,2B,S+2) of beta_t(s) = alpha_rev(T_b-1-t, S_b-1-s);
+    frames t >= T_b read the log-0 last row, states s >= S_b a log-0 front column."""
+    n_rows, n_items, width = alpha.shape
+    device = alpha.device
+    time = torch.arange(n_rows - 1, device=device)
+    time_rev = input_lens[:, None] - 1 - time  # (B,T)
+    time_rev = time_rev.masked_fill(time_rev < 0, n_rows - 1)
+    state = torch.arange(width - 2, device=device)
+    column = (n_ext[:, None] - 1 - state).clamp(min=-2) + 2  # (B,S): 0 is log 0
+    item = n_batch + torch.arange(n_batch, device=device)[:, None]  # (B,1)
+    rows = (time_rev * n_items + item) * width  # (B,T)
+    return rows[:, :, None] + column[:, None, :]  # (B,T,S)

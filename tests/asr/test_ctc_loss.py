@@ -80,6 +80,24 @@ def test_minimal_and_impossible_lengths():
     torch.testing.assert_close(our_grad, ref_grad, rtol=0, atol=1e-6)
 
 
+def test_log_zero_inputs():
+    """A label masked to log 0 (-inf): fine where unused, impossible where needed.
+    F.ctc_loss returns NaN as the gradient of the -inf inputs themselves (it computes
+    -inf - (-inf)); ours is the exact y - occupancy = 0 - 0 there."""
+    log_probs = torch.randn(2, 10, 5, dtype=torch.float64).log_softmax(-1)
+    log_probs[:, :, 4] = -torch.inf
+    targets = torch.tensor([[1, 2, 3], [1, 4, 2]])  # item 1 needs label 4
+    lens = torch.tensor([10, 10]), torch.tensor([3, 3])
+    for zero_infinity in (False, True):
+        kwargs = dict(reduction="none", zero_infinity=zero_infinity)
+        ours, our_grad = _grad(ctc_loss, log_probs, targets, *lens, **kwargs)
+        ref, ref_grad = _grad(_torch_ctc, log_probs, targets, *lens, **kwargs)
+        assert torch.isfinite(ours[0]) and ours[1] == (0 if zero_infinity else torch.inf)
+        torch.testing.assert_close(ours, ref)
+        torch.testing.assert_close(our_grad[..., :4], ref_grad[..., :4], equal_nan=True)
+        assert (our_grad[0, :, 4] == 0).all()
+
+
 def test_zero_length_targets_are_all_blank():
     log_probs = torch.randn(3, 9, 4, dtype=torch.float64).log_softmax(-1)
     targets = torch.zeros(3, 2, dtype=torch.long)
