@@ -1,14 +1,14 @@
 """CTC decoding: greedy (best path) and prefix beam search with n-gram shallow fusion.
 
 Greedy: Graves et al. 2006, "Connectionist Temporal Classification" (ICML), Section
-3.2, best path decoding: the most probable label at every frame, then the map B of
-Eq. 2's many-to-one mapping (merge repeats, drop blanks).
+3.2, best path decoding: the most probable label at every frame, then the
+many-to-one map B of Section 3.1 (merge repeats, then drop blanks).
 
 Prefix beam search: Hannun, Maas, Jurafsky, Ng 2014, "First-Pass Large Vocabulary
 Continuous Speech Recognition using Bi-Directional Recurrent DNNs" (arXiv:1408.2873),
 Algorithm 1. Each prefix l keeps p_b(l) and p_nb(l), the probability of the frames
 so far given that the last emitted symbol was blank / was not; a prefix is ranked by
-  ln(p_b + p_nb) + alpha ln p_LM(words of l) + beta |W(l)|        (Hannun Eq. 3)
+  ln(p_b + p_nb) + alpha ln p_LM(W(l)) + beta |W(l)|,  W(l) = the words of l,
 and the LM term is added when a word is completed, i.e. when the word separator is
 emitted (Hannun applies p(c | W(l))^alpha when c is a space).
 
@@ -182,7 +182,7 @@ class _WordScorer:
         self.states = {(): ((), "", 0.0)}  # prefix -> (words, partial word, ln p_LM)
 
     def score(self, prefix: tuple, acoustic: float) -> float:
-        """Hannun Eq. 3 in log space, with the words completed so far."""
+        """The beam's ranking score in log space, with the words completed so far."""
         words, _, lm_logp = self._state(prefix)
         return acoustic + self.alpha * lm_logp + self.beta * len(words)
 

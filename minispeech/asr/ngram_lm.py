@@ -1,9 +1,11 @@
 """Word n-gram language model with interpolated modified Kneser-Ney smoothing.
 
 Chen & Goodman 1998, "An Empirical Study of Smoothing Techniques for Language
-Modeling" (Harvard TR-10-98), Section 3 (interpolated Kneser-Ney, Eqs. 17-19) with the
-three discounts D1, D2, D3+ of modified Kneser-Ney (Eq. 26 for the estimates
-Y = n1 / (n1 + 2 n2), D1 = 1 - 2Y n2/n1, D2 = 2 - 3Y n3/n2, D3+ = 3 - 4Y n4/n3).
+Modeling" (Harvard TR-10-98), their "modified Kneser-Ney": interpolated Kneser-Ney
+  p(w|h) = max(a(hw) - D(a(hw)), 0) / sum_w a(hw) + gamma(h) p(w|h'),
+  gamma(h) = (D1 N1(h.) + D2 N2(h.) + D3+ N3+(h.)) / sum_w a(hw),
+with three discounts estimated from the counts of counts n_k:
+  Y = n1 / (n1 + 2 n2), D1 = 1 - 2Y n2/n1, D2 = 2 - 3Y n3/n2, D3+ = 3 - 4Y n4/n3.
 Lower orders use continuation counts N1+(. w) instead of raw counts (Kneser & Ney
 1995), except for n-grams that start with <s>, which cannot be extended to the left.
 
@@ -52,7 +54,7 @@ class NGramLM:
         discounts: Sequence[float] | None = None,
     ) -> "NGramLM":
         """Train on whitespace-tokenised sentences. discounts=(D1, D2, D3+) fixes the
-        discounts of every order instead of estimating them (Chen & Goodman Eq. 26)."""
+        discounts of every order instead of estimating them from counts of counts."""
         if order < 1:
             raise ValueError(f"order must be >= 1, got {order}")
         counts = count_ngrams(texts, order)
@@ -168,7 +170,7 @@ def adjusted_counts(counts: list[Counter], n: int, order: int) -> Counter:
 
 
 def kneser_ney_discounts(count_of_counts: Counter) -> tuple[float, float, float]:
-    """(D1, D2, D3+) from n_k = number of n-grams with count k (Chen & Goodman Eq. 26).
+    """(D1, D2, D3+) from n_k = number of n-grams with count k (Chen & Goodman).
     An estimate outside [0, k] (too few n-grams to count) is replaced by k / 2."""
     n1, n2, n3, n4 = (count_of_counts.get(k, 0) for k in (1, 2, 3, 4))
     y = n1 / (n1 + 2 * n2) if n1 + 2 * n2 > 0 else 0.5
@@ -185,7 +187,7 @@ def _discount(count: int, discounts: Sequence[float]) -> float:
 
 
 def _gamma_numerator(counts: Iterable[int], discounts: Sequence[float]) -> float:
-    """D1 N1(h.) + D2 N2(h.) + D3+ N3+(h.): the mass the discounts free (Eq. 19)."""
+    """D1 N1(h.) + D2 N2(h.) + D3+ N3+(h.): the mass the discounts free."""
     return sum(_discount(c, discounts) for c in counts)
 
 
@@ -201,7 +203,7 @@ def _unigram_level(adjusted, vocab, discounts, logprobs) -> None:
 
 
 def _higher_level(adjusted, discounts, lower, logprobs, backoffs) -> None:
-    """p(w|h) = max(a(hw) - D, 0) / sum_w a(hw) + gamma(h) p(w|h') (Eqs. 17-19)."""
+    """p(w|h) = max(a(hw) - D, 0) / sum_w a(hw) + gamma(h) p(w|h')."""
     by_history = defaultdict(dict)
     for gram, count in adjusted.items():
         by_history[gram[:-1]][gram[-1]] = count
