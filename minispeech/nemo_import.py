@@ -4,10 +4,11 @@ A `.nemo` file is a tar of `model_config.yaml` and `model_weights.ckpt` (read sa
 `minispeech.checkpoint.read_checkpoint`). This module maps its `preprocessor:` section
 onto `MelSpectrogram` and its `encoder:` section onto `ConformerEncoder` (nemo_config.py
 fills in NeMo's defaults and refuses what cannot be mapped), then renames the state-dict
-keys. Because minispeech keeps NeMo's module names, the encoder mapping is the identity
-after stripping the `encoder.` prefix; the preprocessor's saved window and filterbank
-are recomputed, not loaded. The decoder / joint weights are kept aside in
-`NemoModel.other_state_dict` for the CTC and transducer heads to pick up.
+keys. Because minispeech keeps NeMo's module names, the mapping is the identity for the
+encoder, the prediction network and the joint; NeMo's CTC head (a 1x1 Conv1d) becomes
+the CTCModel's linear head, and the preprocessor's saved window and filterbank are
+recomputed, not loaded. The result is a CTCModel or TransducerModel that can transcribe,
+be fine-tuned with `minispeech train`, or be saved as a minispeech model file.
 """
 
 from pathlib import Path
@@ -15,31 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from minispeech.nemo_config import (
-    encoder_from_nemo_config,
-    preprocessor_from_nemo_config,
-)
+from minispeech.nemo_config import nemo_encoder_kwargs, preprocessor_from_nemo_config
 
 # tensors NeMo saves that minispeech recomputes from the config
 RECOMPUTED = ("preprocessor.featurizer.window", "preprocessor.featurizer.fb")
-
-
-class NemoModel(nn.Module):
-    """What `import_nemo` returns: NeMo's front end and encoder, in minispeech."""
-
-    def __init__(
-        self, preprocessor: nn.Module, encoder: nn.Module, cfg: dict, other: dict
-    ):
-        super().__init__()
-        self.preprocessor = preprocessor
-        self.encoder = encoder
-        self.cfg = cfg  # the full NeMo model config (a dict)
-        self.other_state_dict = other  # decoder / joint / ... tensors, NeMo's key names
-
-    def forward(self, audio: torch.Tensor, audio_lens: torch.Tensor):
-        """audio (B, S), audio_lens (B,) -> enc (B, D, T'), enc_lens (B,)."""
-        feats, feat_lens = self.preprocessor(audio, audio_lens)  # (B, M, T)
-        return self.encoder(feats, feat_lens)
 
 
 def split_state_dict(state_dict: dict, prefix: str) -> tuple[dict, dict]:
@@ -77,13 +57,12 @@ def load_module_state(module: nn.Module, state_dict: dict, what: str, path) -> N
     module.load_state_dict(state_dict, strict=True)
 
 
-def import_nemo(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> NemoModel:
-    """Read a NeMo `.nemo` ASR model: NemoModel (preprocessor, encoder, cfg), in eval.
+def import_nemo(path: str | Path, map_location: str | torch.device = "cpu"):
+    """Read a NeMo `.nemo` ASR model into a minispeech CTCModel or TransducerModel (eval).
 
-    Raises ValueError naming the file and the unsupported options if the model uses
-    something minispeech cannot reproduce.
+    EncDecCTCModel -> CTCModel (NeMo's 1x1-conv head becomes the linear head);
+    EncDecRNNTModel -> TransducerModel (same prediction and joint names). Raises
+    ValueError naming the file and every unsupported option.
     """
     from minispeech.checkpoint import read_checkpoint
 
@@ -93,11 +72,89 @@ def import_nemo(
         if not isinstance(cfg.get(section), dict):
             raise ValueError(f"{path}: model config has no {section!r} section")
     try:
-        preprocessor = preprocessor_from_nemo_config(cfg["preprocessor"])
-        encoder = encoder_from_nemo_config(cfg["encoder"])
+        kind = nemo_model_kind(cfg)
+        ms_cfg = minispeech_config(cfg, kind)
+        model = build_model(ms_cfg)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
-    encoder_sd, rest = split_state_dict(ckpt.state_dict, "encoder")
-    load_module_state(encoder, encoder_sd, "encoder", path)
-    other = {k: v for k, v in rest.items() if k not in RECOMPUTED}
-    return NemoModel(preprocessor, encoder, cfg, other).eval()
+    state = map_state_dict(ckpt.state_dict, kind)
+    load_module_state(model, state, "model", path)
+    return model.eval()
+
+
+def nemo_model_kind(cfg: dict) -> str:
+    """"ctc" or "rnnt" from the saved class path (`target:`) or, failing that, the heads."""
+    target = str(cfg.get("target", ""))
+    name = target.rsplit(".", 1)[-1]
+    if "Hybrid" in name or "Multitask" in name or "BPE" in name:
+        raise ValueError(f"model class {name} is not supported (char CTC and RNN-T are)")
+    if "tokenizer" in cfg:
+        raise ValueError("SentencePiece (BPE) NeMo models are not supported yet")
+    if "RNNT" in name or "joint" in cfg:
+        return "rnnt"
+    if "CTC" in name or "decoder" in cfg:
+        return "ctc"
+    raise ValueError(f"cannot tell the model type of class {target!r}")
+
+
+def minispeech_config(cfg: dict, kind: str) -> dict:
+    """NeMo's model config -> a minispeech `model:` section that builds the same model."""
+    preprocessor_from_nemo_config(cfg["preprocessor"])  # refuses what it cannot map
+    labels = cfg.get("labels") or cfg["decoder"].get("vocabulary")
+    if not labels:
+        raise ValueError("no labels (char vocabulary) in the config")
+    encoder = {"_target_": "minispeech.nn.ConformerEncoder", **nemo_encoder_kwargs(cfg["encoder"])}
+    out = {
+        "labels": list(labels),
+        "sample_rate": cfg.get("sample_rate", 16000),
+        "preprocessor": {k: v for k, v in cfg["preprocessor"].items() if k != "_target_"},
+        "encoder": encoder,
+    }
+    if kind == "ctc":
+        return {"_target_": "minispeech.asr.CTCModel", **out,
+                "ctc_reduction": cfg.get("ctc_reduction", "mean_batch"),
+                "strip_space_before_punctuation": True}  # fmt: skip
+    return {"_target_": "minispeech.asr.TransducerModel", **out, **transducer_sections(cfg)}
+
+
+def transducer_sections(cfg: dict) -> dict:
+    """NeMo's decoder (prednet), joint, loss and decoding -> TransducerModel sections."""
+    prednet = dict(cfg["decoder"].get("prednet") or {})
+    for key, default in (("t_max", None), ("norm", None)):
+        if prednet.pop(key, default) != default:
+            raise ValueError(f"decoder.prednet.{key} is not supported")
+    if cfg["decoder"].get("random_state_sampling") or cfg["decoder"].get("normalization_mode"):
+        raise ValueError("decoder.random_state_sampling / normalization_mode are not supported")
+    jointnet = dict(cfg["joint"].get("jointnet") or {})
+    loss = cfg.get("loss") or {}
+    if loss.get("loss_name", "default") not in ("default", "warprnnt_numba", "pytorch"):
+        raise ValueError(f"loss.loss_name {loss['loss_name']!r} is not supported (RNN-T only)")
+    kwargs = loss.get("warprnnt_numba_kwargs") or {}
+    greedy = (cfg.get("decoding") or {}).get("greedy") or {}
+    return {
+        "decoder": {k: prednet[k] for k in ("pred_hidden", "pred_rnn_layers", "dropout") if k in prednet},
+        "joint": {k: jointnet[k] for k in ("joint_hidden", "activation", "dropout") if k in jointnet},
+        "loss": {"name": "rnnt", "reduction": cfg.get("rnnt_reduction", "mean_batch"),
+                 "fastemit_lambda": kwargs.get("fastemit_lambda", 0.0)},
+        "decoding": {"strategy": "greedy", "max_symbols": greedy.get("max_symbols", 10)},
+    }  # fmt: skip
+
+
+def build_model(ms_cfg: dict):
+    from minispeech.asr import CTCModel, TransducerModel
+
+    return (CTCModel if ms_cfg["_target_"].endswith("CTCModel") else TransducerModel)(ms_cfg)
+
+
+def map_state_dict(state_dict: dict, kind: str) -> dict:
+    """NeMo keys -> minispeech keys: the encoder, prediction and joint keep their names."""
+    out = {}
+    for key, value in state_dict.items():
+        if key in RECOMPUTED:
+            continue
+        if kind == "ctc" and key.startswith("decoder.decoder_layers.0."):
+            key, value = "head." + key.rsplit(".", 1)[1], value.squeeze(-1)  # (V, D, 1) -> (V, D)
+        if kind == "rnnt" and key.startswith("joint.joint_net.1."):
+            key = key.replace("joint_net.1.", "joint_net.2.")  # NeMo omits Dropout(p=0)
+        out[key] = value
+    return out

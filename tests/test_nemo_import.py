@@ -62,7 +62,7 @@ def test_preprocessor_and_end_to_end_match_nemo(nemo_ref, name):
         audio_lens = torch.from_numpy(ref[f"{case}/input_length"])
         with torch.no_grad():
             feats, feat_lens = model.preprocessor(audio, audio_lens)
-            enc, enc_lens = model(audio, audio_lens)
+            enc, enc_lens = model.encode(audio, audio_lens)
         assert feat_lens.tolist() == ref[f"{case}/processed_length"].tolist()
         error = np.abs(feats.numpy() - ref[f"{case}/processed_signal"]).max()
         assert error <= PREPROCESSOR_ATOL, (name, case, "preprocessor", error)
@@ -71,13 +71,10 @@ def test_preprocessor_and_end_to_end_match_nemo(nemo_ref, name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_parameter_count_and_heads_kept_aside(nemo_ref, name):
+def test_parameter_count_equals_nemo(nemo_ref, name):
     model, _ = load(nemo_ref, name)
     meta = json.loads((nemo_ref / f"{name}_io.json").read_text())
-    n_encoder = sum(p.numel() for p in model.encoder.parameters())
-    n_heads = sum(v.numel() for v in model.other_state_dict.values())
-    assert n_encoder + n_heads == meta["n_params"]  # NeMo counts parameters only
-    assert all(k.startswith(("decoder.", "joint.")) for k in model.other_state_dict)
+    assert model.num_parameters() == meta["n_params"]  # NeMo counts parameters only
 
 
 def write_nemo(path, config, state_dict):
@@ -170,13 +167,15 @@ def test_mapping_is_general(tmp_path):
         for p in original.parameters():
             p.add_(0.1 * torch.randn_like(p))
     state = {f"encoder.{k}": v for k, v in original.state_dict().items()}
-    state["decoder.decoder_layers.0.weight"] = torch.randn(5, 48, 1)
+    state["decoder.decoder_layers.0.weight"] = torch.randn(5, 48, 1)  # 4 labels + blank
+    state["decoder.decoder_layers.0.bias"] = torch.randn(5)
     preprocessor = {
         "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
         "features": 40,
         "n_fft": 512,
     }
-    config = {"preprocessor": preprocessor, "encoder": encoder_cfg}
+    config = {"preprocessor": preprocessor, "encoder": encoder_cfg, "labels": list("abcd"),
+              "target": "nemo.collections.asr.models.ctc_models.EncDecCTCModel"}  # fmt: skip
     write_nemo(tmp_path / "general.nemo", config, state)
     model = import_nemo(tmp_path / "general.nemo")
     assert set(map_encoder_state_dict(state)) == set(original.state_dict())
@@ -185,4 +184,5 @@ def test_mapping_is_general(tmp_path):
         want, _ = original(feats, lens)
         got, _ = model.encoder(feats, lens)
     assert torch.equal(got, want)
-    assert list(model.other_state_dict) == ["decoder.decoder_layers.0.weight"]
+    head = state["decoder.decoder_layers.0.weight"][:, :, 0]  # (V, D, 1) -> (V, D)
+    assert torch.equal(model.head.weight, head)

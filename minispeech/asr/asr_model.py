@@ -78,6 +78,13 @@ class ASRModel(SpeechModel):
         """V: the tokenizer's tokens plus the blank."""
         return self.tokenizer.vocab_size + 1
 
+    @property
+    def frame_shift(self) -> int:
+        """Samples per encoder output frame: the feature hop times the subsampling."""
+        enc = self.cfg["encoder"]
+        factor = int(enc.get("subsampling_factor", 4)) if enc.get("subsampling", True) else 1
+        return self.preprocessor.hop_length * factor
+
     # ------------------------------------------------------------ the front end
     def encode(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> enc (B, D, T'), enc_lens (B,)."""

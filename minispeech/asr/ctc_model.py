@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from minispeech.asr.asr_model import ASRModel
 from minispeech.asr.ctc import ctc_loss
+from minispeech.asr.alignment import ctc_forced_align_single, word_spans
 from minispeech.asr.ctc_decoding import ctc_greedy_decode
 
 
@@ -27,10 +28,12 @@ class CTCModel(ASRModel):
     def __init__(self, cfg: dict):
         super().__init__(cfg)
         self.head = nn.Linear(self.encoder.d_model, self.num_classes)  # D -> V
-        # "mean_batch" (NeMo's Conformer-CTC): sum over the batch / B; "mean": F.ctc_loss's
+        # NeMo's names: mean_batch = sum / B, mean_volume = sum / total target length;
+        # "mean" is F.ctc_loss's (the batch mean of loss / target length)
         self.reduction = self.cfg.get("ctc_reduction", "mean_batch")
-        if self.reduction not in ("mean_batch", "mean", "sum"):
-            raise ValueError(f"ctc_reduction {self.reduction!r}: use mean_batch, mean or sum")
+        if self.reduction not in ("mean_batch", "mean_volume", "mean", "sum"):
+            raise ValueError(f"ctc_reduction {self.reduction!r}: use mean_batch, "
+                             "mean_volume, mean or sum")  # fmt: skip
 
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> log_probs (B, T', V), enc_lens (B,)."""
@@ -45,6 +48,8 @@ class CTCModel(ASRModel):
                         blank=self.blank, reduction=reduction, zero_infinity=True)  # fmt: skip
         if self.reduction == "mean_batch":
             loss = loss / log_probs.shape[0]
+        elif self.reduction == "mean_volume":
+            loss = loss / batch["token_lens"].sum().clamp_min(1)
         return {"loss": loss}
 
     def ids_to_text(self, ids: list[int]) -> str:
@@ -58,6 +63,31 @@ class CTCModel(ASRModel):
         """Greedy transcripts of a batch: audio (B, S) -> B strings."""
         log_probs, enc_lens = self.log_probs(audio, audio_lens)  # (B, T', V)
         return [self.ids_to_text(ids) for ids in ctc_greedy_decode(log_probs, enc_lens, self.blank)]
+
+    @torch.no_grad()
+    def transcribe_with_timestamps(self, inputs, batch_size: int = 8) -> list[dict]:
+        """Like transcribe, plus word times: [{"text", "words": [(word, start, end)]}].
+
+        The greedy transcript is force-aligned to the CTC posteriors (Viterbi); a word
+        starts at its first token's first frame and ends after its last token's frames.
+        """
+        was_training = self.training
+        self.eval()
+        device, results = next(self.parameters()).device, []
+        for wave in self.load_inputs(inputs):
+            lens = torch.tensor([wave.numel()], device=device)
+            log_probs, enc_lens = self.log_probs(wave[None].to(device), lens)  # (1, T', V)
+            frames = log_probs[0, : int(enc_lens[0])]  # (T', V)
+            ids = ctc_greedy_decode(frames[None], enc_lens[:1], self.blank)[0]
+            words = []
+            if ids:
+                spans = ctc_forced_align_single(frames, ids, blank=self.blank).spans
+                frame_s = self.frame_shift / self.sample_rate
+                texts = [self.tokenizer.decode([i]) for i in range(self.tokenizer.vocab_size)]
+                words = [(w.word, w.start, w.end) for w in word_spans(spans, texts, frame_s)]
+            results.append({"text": self.ids_to_text(ids), "words": words})
+        self.train(was_training)
+        return results
 
     def log_probs(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """Like forward, but long inputs go through `chunk` (seconds) windows."""
@@ -81,7 +111,7 @@ class CTCModel(ASRModel):
         window keeps only the frames between the midpoints of its overlaps, so every
         output frame saw at least overlap/2 seconds of context on each side.
         """
-        stride = self.preprocessor.hop_length * int(self.cfg["encoder"].get("subsampling_factor", 4))
+        stride = self.frame_shift
         size = int(length_s * self.sample_rate) // stride * stride
         step = int((length_s - overlap_s) * self.sample_rate) // stride * stride
         assert 0 < step <= size, f"chunk overlap {overlap_s} s must be below its length {length_s} s"
