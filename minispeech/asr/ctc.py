@@ -51,8 +51,10 @@ def ctc_loss(
     0 gradient.
     """
     _check_inputs(log_probs, targets, input_lens, target_lens, blank, reduction)
-    args = (log_probs, targets, input_lens, target_lens, blank, zero_infinity)
-    return _reduce(_CTCLoss.apply(*args), target_lens, reduction)
+    need_grad = torch.is_grad_enabled() and log_probs.requires_grad  # else alpha only
+    lens = (input_lens, target_lens)
+    nll = _CTCLoss.apply(log_probs, targets, *lens, blank, zero_infinity, need_grad)
+    return _reduce(nll, target_lens, reduction)
 
 
 def ctc_loss_reference(
@@ -183,7 +185,8 @@ class _CTCLoss(torch.autograd.Function):
     """Per-utterance -ln p(l|x) (B,); backward scatters the occupancies back to V."""
 
     @staticmethod
-    def forward(ctx, log_probs, targets, input_lens, target_lens, blank, zero_infinity):
+    def forward(ctx, log_probs, targets, input_lens, target_lens, blank, zero_infinity,
+                need_grad):
         in_dtype = log_probs.dtype
         if in_dtype not in (torch.float32, torch.float64):
             log_probs = log_probs.float()  # half/bf16 (autocast) are summed in float32
@@ -192,7 +195,6 @@ class _CTCLoss(torch.autograd.Function):
         n_batch, n_frames, _ = log_probs.shape
         ext = _extend_with_blanks(targets.to(device), target_lens, blank)  # (B,S)
         n_states, ends = ext.shape[1], 2 * target_lens  # ends: last state of each l'
-        need_grad = ctx.needs_input_grad[0]
         n_items = 2 * n_batch if need_grad else n_batch
         # 1) emissions log y^t_{l'_s} gathered once, (B,T,V) -> (B,T,S); rows B..2B-1
         # hold the time- and label-reversed problem, whose alpha is beta (Eqs. 9-11)
@@ -246,7 +248,7 @@ class _CTCLoss(torch.autograd.Function):
         occ = log_occ.exp_().mul_(-weight[:, :, None])  # (B,T,S)
         index = ext[:n_batch, None, :].expand(n_batch, n_frames, n_states)
         grad.scatter_add_(2, index, occ)
-        return grad.to(ctx.in_dtype), None, None, None, None, None
+        return grad.to(ctx.in_dtype), None, None, None, None, None, None
 
 
 def _reversed_flat_index(input_lens, n_ext, n_frames, n_states) -> torch.Tensor:

@@ -48,6 +48,14 @@ def test_matches_torch_float64(reduction, zero_infinity):
         torch.testing.assert_close(our_grad, ref_grad, rtol=0, atol=1e-6)
 
 
+def test_forward_only_path_under_no_grad():
+    logits, *case = _random_case()
+    log_probs = logits.log_softmax(-1).requires_grad_(True)
+    with torch.no_grad():  # alpha only, no reversed problem
+        fast = ctc_loss(log_probs, *case, reduction="none")
+    torch.testing.assert_close(fast, _torch_ctc(log_probs, *case, reduction="none"))
+
+
 def test_gradient_convention_on_raw_inputs():
     """Not log-softmaxed inputs: F.ctc_loss returns exp(x) - occupancy; so do we."""
     logits, *case = _random_case()
