@@ -136,3 +136,13 @@ def test_pickle_and_dataloader_workers(corpus):
     for one, other in zip(serial, parallel):
         assert torch.equal(one["audio"], other["audio"])
         assert torch.equal(one["tokens"], other["tokens"])
+
+
+def test_bundled_corpus_items(corpus_dir):
+    manifest = corpus_dir / "dev.jsonl"
+    texts = [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
+    data = AudioTextDataset(manifest, tokenizer=CharTokenizer.from_texts(texts))
+    for k in (0, len(data) - 1):
+        item = data[k]
+        assert abs(item["audio"].numel() - data.durations[k] * 16000) <= 160  # 10 ms
+        assert item["text"] == texts[k] and item["tokens"].numel() == len(texts[k])
