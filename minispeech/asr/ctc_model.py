@@ -83,7 +83,7 @@ class CTCModel(ASRModel):
             if ids:
                 spans = ctc_forced_align_single(frames, ids, blank=self.blank).spans
                 frame_s = self.frame_shift / self.sample_rate
-                texts = [self.tokenizer.decode([i]) for i in range(self.tokenizer.vocab_size)]
+                texts = list(self.tokenizer.tokens)  # SentencePiece keeps its "▁" marks
                 words = [(w.word, w.start, w.end) for w in word_spans(spans, texts, frame_s)]
             results.append({"text": self.ids_to_text(ids), "words": words})
         self.train(was_training)
