@@ -1,0 +1,184 @@
+"""Write data/tinyspeech/README.md from what `build_corpus` actually produced."""
+
+import json
+from pathlib import Path
+
+import soundfile as sf
+
+from minispeech.data import corpus_text
+from minispeech.data.espeak import get_engine
+
+
+def _stats(rows: list[dict]) -> str:
+    seconds = sum(r["duration"] for r in rows)
+    speakers = sorted({r["speaker"] for r in rows})
+    durs = [r["duration"] for r in rows]
+    return (
+        f"{len(rows)} | {seconds / 3600:.3f} h ({seconds / 60:.1f} min) | "
+        f"{min(durs):.2f} / {seconds / len(rows):.2f} / {max(durs):.2f} | "
+        f"{len(speakers)}"
+    )
+
+
+def _example(row: dict) -> str:
+    """A manifest line, its word list cut after two words, wrapped for reading."""
+    short = json.dumps({**row, "words": row["words"][:2]})
+    short = short.replace("]]}", "], ...]}")
+    for key in ("text", "words"):
+        short = short.replace(f', "{key}"', f',\n     "{key}"')
+    return short
+
+
+def _speaker_table(splits: dict, speakers: list) -> list[str]:
+    train_variants = {s.variant for s in speakers if s.split == "train"}
+    lines = [
+        "| speaker | split | gender | espeak-ng voice | pitch (-p) | range | rate (-s) "
+        "| variant in train? | utterances |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    counts: dict[str, int] = {}
+    for rows in splits.values():
+        for r in rows:
+            counts[r["speaker"]] = counts.get(r["speaker"], 0) + 1
+    for s in speakers:
+        seen = "yes" if s.variant in train_variants else "**unseen**"
+        seen = "-" if s.split in ("train", "tts") else seen
+        lines.append(
+            f"| {s.id} | {s.split} | {s.gender} | `{s.voice.name}` | {s.pitch} | "
+            f"{s.range} | {s.rate} | {seen} | {counts.get(s.id, 0)} |"
+        )
+    return lines
+
+
+def _templates() -> list[str]:
+    rng = __import__("random").Random(1)
+    lines = ["| template | example |", "|---|---|"]
+    for name in sorted(corpus_text.TEMPLATES):
+        lines.append(f"| {name} | {corpus_text.TEMPLATES[name](rng)} |")
+    return lines
+
+
+def write_readme(out_dir: Path, splits: dict, speakers: list, command: str,
+                 seconds: float) -> Path:  # fmt: skip
+    """Describe the corpus in `out_dir`/README.md; returns the path."""
+    size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
+    all_rows = [r for rows in splits.values() for r in rows]
+    words = corpus_text.vocabulary()
+    used = {w for r in all_rows for w in r["text"].split()}
+    text = TEMPLATE.format(
+        version=get_engine().version,
+        libsndfile=sf.__libsndfile_version__,
+        command=command,
+        build_seconds=f"{seconds:.0f}",
+        size_mb=f"{size / 1e6:.1f}",
+        hours=f"{sum(r['duration'] for r in all_rows) / 3600:.2f}",
+        n_utts=len(all_rows),
+        split_table="\n".join(
+            f"| {name}.jsonl | {_stats(rows)} |" for name, rows in splits.items()
+        ),
+        speaker_table="\n".join(_speaker_table(splits, speakers)),
+        n_words=len(words),
+        n_used=len(used & set(words)),
+        vocabulary=" ".join(words),
+        template_table="\n".join(_templates()),
+        n_templates=len(corpus_text.TEMPLATES),
+        example=_example(splits["train"][0]),
+    )
+    path = out_dir / "README.md"
+    path.write_text(text)
+    return path
+
+
+TEMPLATE = """# tinyspeech: the bundled speech corpus
+
+Synthetic English speech from the espeak-ng formant synthesizer: {n_utts} utterances,
+{hours} hours, {size_mb} MB, 42 ASR speakers plus one TTS voice, a closed vocabulary of
+{n_words} words. A fresh clone trains on it with no download. This file is written by
+the generator itself.
+
+## How it was built
+- Engine: libespeak-ng **{version}** from the PyPI package `espeakng-loader` (ctypes,
+  synchronous mode, word events), 22050 Hz PCM16; resampled to 16 kHz with
+  `minispeech.audio.resample`; encoded by libsndfile {libsndfile} (Ogg Opus).
+- Command (from the repository root, {build_seconds} s on this machine):
+
+      pip install espeakng-loader   # only needed to rebuild
+      nice {command} --jobs 2
+
+- Deterministic for a given engine, libopus and torch version: the same seed gives the
+  same texts and the same file bytes. Another espeak-ng version gives the same texts
+  and durations within a few ms but different samples, so never compare audio hashes
+  across engine versions.
+
+## Contents
+| manifest | utterances | hours | duration min / mean / max (s) | speakers |
+|---|---|---|---|---|
+{split_table}
+
+Every manifest line is a NeMo-style JSON object; `audio_filepath` is relative to the
+manifest's folder:
+
+    {example}
+
+- `duration` is the file's exact frame count / 16000.
+- `words`: [word, start, end] in seconds of the (trimmed) file, one per word of `text`,
+  in order, with 0 <= start <= end <= duration.
+- No sentence is spoken twice in train/dev/test together (so no test sentence is in
+  train); the TTS texts are unique within the TTS set.
+
+## Speakers
+A speaker is an espeak-ng voice variant (formant scaling, voicing, breathiness and
+spectral tilt: the timbre) together with a base pitch (`-p`), a pitch range and a
+speaking rate (`-s`). Accents are not used to make speakers: they change pronunciation,
+not the voice, and a speaker-ID experiment on accent x variant confused accents of the
+same variant. All ASR speakers use the `en-US` accent.
+
+- Train: 32 speakers (16 male, 16 female) = 16 variants at pitch 25 and 65 each.
+- Dev: 4 speakers, test: 6 speakers, never in train. Half of them use a variant no
+  training speaker uses ("unseen": a new timbre); the others use a training variant at
+  pitch 40-45, 20 pitch steps away from both training speakers of that variant, with
+  their own range and rate.
+- TTS: one voice (`tts01`, variant Lee) that no ASR speaker uses.
+
+{speaker_table}
+
+## Text
+Lowercase, words separated by single spaces, numbers spelled out ("twenty seven"),
+digit strings read digit by digit ("three five nine"), no punctuation except the
+apostrophe inside a word ("o'clock", "it's", "don't", "let's"). Every text uses only
+the 28 symbols space, a-z and `'` (NeMo's English character vocabulary).
+
+Sentences come from {n_templates} templates over word lists
+(`minispeech/data/corpus_text.py`); TTS texts join two template sentences with "and"
+or "then". Vocabulary ({n_words} words, {n_used} of them used in this build):
+
+{vocabulary}
+
+{template_table}
+
+## Word timings
+espeak-ng's synthesis callback reports a WORD event with the character position and
+the output sample where each word starts. A word ends where the next one starts, pulled
+back over silent 10 ms frames (45 dB below the loudest frame); the last word ends at the
+end of the speech. espeak-ng merges some clitics into a neighbour ("of a", "on the",
+the "s" of "it's") and gives them no event: an event-less word shares the interval of
+the preceding evented word, split in proportion to the letter counts. These timings are
+good to about a phoneme; they are not a forced alignment.
+
+## Format: Ogg Opus, measured
+Silence before and after the speech is trimmed (frames 45 dB below the loudest, with a
+30 ms margin). At 16 kHz mono, measured on this engine's speech:
+
+| format | bitrate | log-mel L1 error vs the 16-bit original |
+|---|---|---|
+| FLAC 16-bit | ~150 kbit/s | 0.001 |
+| FLAC 8-bit | ~55 kbit/s | 0.25-0.29 |
+| Ogg Vorbis (default) | ~52 kbit/s | 0.19-0.24 |
+| Ogg Opus (libsndfile default) | ~29-31 kbit/s | 0.25-0.30 |
+
+Opus gives FLAC-8-bit quality at half the size, and the whole of `data/` must stay under
+30 MB in git. libsndfile reports the exact frame count of these files (tested: every
+manifest duration equals the header's frames / 16000) and seeks exactly. libsndfile
+writes a random Ogg stream serial number into every file; the generator rewrites it
+(a CRC of the utterance id) and fixes the page checksums so rebuilds are byte-identical.
+"""
