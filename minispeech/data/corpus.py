@@ -10,9 +10,9 @@ files and NeMo-style JSONL manifests with word timings:
 
 Speakers: a speaker is an espeak-ng voice variant (which sets formants, voicing and
 spectral tilt) with a base pitch, a pitch range and a speaking rate. Accents are not
-used to make speakers: they change pronunciation, not the voice. Half of the held-out
-(dev/test) speakers use a variant that no training speaker uses; the other half use a
-training variant at a pitch 20 steps away from both training pitches of that variant.
+used to make speakers: they change pronunciation, not the voice. Six of the ten
+held-out (dev/test) speakers use a variant that no training speaker uses; the others use
+a training variant at a pitch 20 steps away from both training pitches of that variant.
 
 Usage: python -m minispeech.data.corpus build --out data/tinyspeech [--seed 0]
 """
