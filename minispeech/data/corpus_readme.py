@@ -179,8 +179,9 @@ uncompressed wave's):
 | Ogg Opus (libsndfile default) | 31 kbit/s | 0.24 |
 
 Opus is better than 8-bit FLAC at about half its size, and the whole of `data/` must
-stay under 30 MB in git. libsndfile reports the exact frame count of these files (tested: every
-manifest duration equals the header's frames / 16000) and seeks exactly. libsndfile
-writes a random Ogg stream serial number into every file; the generator rewrites it
-(a CRC of the utterance id) and fixes the page checksums so rebuilds are byte-identical.
+stay under 30 MB in git. libsndfile reports the exact frame count of these files
+(tested: every manifest duration equals the header's frames / 16000) and seeks exactly.
+libsndfile writes a random Ogg stream serial number into every file; the generator
+rewrites it (a CRC of the utterance id) and fixes the page checksums, so rebuilds are
+byte-identical.
 """
