@@ -18,11 +18,12 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from minispeech.audio import MelSpectrogram, SpecAugment, load_audio
+from minispeech.audio import AudioAugmentor, MelSpectrogram, SpecAugment, load_audio
 from minispeech.config import ConfigError, instantiate
 from minispeech.data import (
     AudioTextDataset,
     CharTokenizer,
+    SentencePieceTokenizer,
     collate_audio_text,
     load_tokenizer,
 )
@@ -33,6 +34,12 @@ from minispeech.model import SpeechModel
 ASR_KEYS = {
     "_target_", "sample_rate", "labels", "tokenizer", "preprocessor", "spec_augment",
     "encoder", "train_ds", "validation_ds", "test_ds", "optim",
+}  # fmt: skip
+# keys of a train_ds / validation_ds / test_ds section (the loop reads the sampler ones)
+DATASET_KEYS = {
+    "manifest_filepath", "batch_size", "max_seconds", "shuffle", "drop_last",
+    "num_buckets", "num_workers", "min_duration", "max_duration", "cache_audio",
+    "augmentor",
 }  # fmt: skip
 
 
@@ -65,8 +72,31 @@ class ASRModel(SpeechModel):
         if "labels" in self.cfg:
             return CharTokenizer(self.cfg["labels"])
         if "tokenizer" in self.cfg:
+            self._train_tokenizer_if_missing(self.cfg["tokenizer"])
             return load_tokenizer(self.register_artifact("tokenizer.dir"))
         raise ConfigError("the model config needs labels: [...] or tokenizer: {dir: ...}")
+
+    @staticmethod
+    def _train_tokenizer_if_missing(tok_cfg: dict) -> None:
+        """`tokenizer: {dir, type: bpe|unigram, vocab_size, train_manifest}`: when `dir`
+        holds no tokenizer yet, train a SentencePiece model there from the manifest's
+        texts (deterministic), so a recipe needs no separate tokenizer step."""
+        valid = {"dir", "type", "vocab_size", "train_manifest"}
+        if set(tok_cfg) - valid or "dir" not in tok_cfg:
+            raise ConfigError(f"model.tokenizer: keys {sorted(tok_cfg)}; valid: {sorted(valid)} (dir required)")
+        tok_dir = Path(str(tok_cfg["dir"]))
+        if str(tok_cfg["dir"]).startswith("nemo:") or any(
+            (tok_dir / name).is_file() for name in ("tokenizer.model", "vocab.txt")
+        ):
+            return
+        if "train_manifest" not in tok_cfg:
+            raise ConfigError(f"model.tokenizer.dir {tok_dir} has no tokenizer and no train_manifest to build one")
+        from minispeech.data import read_manifest
+
+        texts = [row["text"] for row in read_manifest(tok_cfg["train_manifest"], required=("text",),
+                                                       check_audio=False)]  # fmt: skip
+        SentencePieceTokenizer.train(texts, tok_dir, int(tok_cfg.get("vocab_size", 128)),
+                                     tok_cfg.get("type", "bpe"))  # fmt: skip
 
     @property
     def blank(self) -> int:
@@ -99,12 +129,18 @@ class ASRModel(SpeechModel):
         """An AudioTextDataset for one `train_ds` / `validation_ds` / `test_ds` section."""
         if "manifest_filepath" not in ds_cfg:
             raise ConfigError("a dataset section needs manifest_filepath")
+        unknown = set(ds_cfg) - DATASET_KEYS
+        if unknown:
+            raise ConfigError(f"dataset section: unknown keys {sorted(unknown)}; "
+                              f"valid: {', '.join(sorted(DATASET_KEYS))}")  # fmt: skip
         return AudioTextDataset(
             ds_cfg["manifest_filepath"],
             tokenizer=self.tokenizer,
             sample_rate=self.sample_rate,
             min_duration=ds_cfg.get("min_duration"),
             max_duration=ds_cfg.get("max_duration"),
+            cache_audio=ds_cfg.get("cache_audio", False),
+            augmentor=AudioAugmentor(**ds_cfg["augmentor"]) if ds_cfg.get("augmentor") else None,
         )
 
     def collate(self, items: list) -> dict:

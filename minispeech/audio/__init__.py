@@ -10,5 +10,12 @@ from minispeech.audio.io import (
     save_audio,
 )
 from minispeech.audio.mel import mel_filterbank
+from minispeech.audio.perturb import (
+    AudioAugmentor,
+    add_noise,
+    pitch_shift,
+    speed_perturb,
+    time_stretch,
+)
 from minispeech.audio.resample import resample
 from minispeech.audio.stft import get_window, istft, stft

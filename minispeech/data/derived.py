@@ -115,6 +115,26 @@ def noisy_examples(
     return out
 
 
+def write_noisy_copy(manifest, out_dir, seed: int = 0, snr_range=(10.0, 10.0),
+                     kinds=("white", "pink", "babble")) -> Path:
+    """A noisy copy of a manifest: 16-bit WAVs and `noisy.jsonl` in `out_dir`, the same
+    texts, noise of a kind and SNR drawn per utterance from `seed`. Returns the manifest."""
+    from minispeech.data.manifest import read_manifest, write_manifest
+
+    rows = read_manifest(manifest)
+    out_dir = Path(out_dir)
+    (out_dir / "audio").mkdir(parents=True, exist_ok=True)
+    out_rows = []
+    for row, example in zip(rows, noisy_examples(rows, seed, snr_range, kinds)):
+        path = out_dir / "audio" / f"{example.id}.wav"
+        info = sf.info(row["audio_filepath"])
+        sf.write(path, np.clip(example.noisy, -1.0, 1.0), info.samplerate, subtype="PCM_16")
+        out_rows.append({**row, "audio_filepath": str(path), "noise": example.kind,
+                         "snr_db": round(example.snr_db, 2)})  # fmt: skip
+    write_manifest(out_dir / "noisy.jsonl", out_rows, relative_to=out_dir)
+    return out_dir / "noisy.jsonl"
+
+
 @dataclass(frozen=True)
 class Segment:
     """One speaker turn of a conversation, in seconds."""

@@ -1,0 +1,123 @@
+"""Waveform augmentation for training: speed perturbation, pitch shift, additive noise.
+
+- Speed perturbation (Ko et al. 2015, "Audio Augmentation for Speech Recognition",
+  Interspeech): play the waveform `factor` times faster by resampling it from
+  sr * factor to sr; tempo and pitch both change, as on a tape.
+- Pitch shift: time-stretch by a phase vocoder (Flanagan & Golden 1966; phase locking
+  left out, Laroche & Dolson 1999 Sec. 2), then resample, so the length is kept and
+  the pitch moves by `semitones` (factor 2^(semitones / 12)).
+- Noise: white or pink noise (minispeech/data/derived.py) at an SNR drawn per utterance.
+
+`AudioAugmentor` draws the random choices from torch's global generator, which the
+training loop seeds and saves, so an augmented run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from minispeech.audio.resample import resample
+from minispeech.audio.stft import get_window, istft, stft
+
+
+def speed_perturb(wave: Tensor, factor: float, max_denominator: int = 100) -> Tensor:
+    """wave (..., S) -> (..., ~S / factor): `factor` > 1 is faster and higher."""
+    ratio = Fraction(factor).limit_denominator(max_denominator)  # sr*factor / sr
+    if ratio == 1:
+        return wave.clone()
+    return resample(wave, ratio.numerator, ratio.denominator)
+
+
+def time_stretch(wave: Tensor, rate: float, n_fft: int = 512, hop: int = 128) -> Tensor:
+    """Phase-vocoder time stretch of wave (S,): `rate` > 1 is shorter (faster).
+
+    Output frame k reads input position k * rate (in frames): magnitudes are
+    interpolated between the two nearest input frames, and the phase advances by the
+    measured instantaneous frequency of each bin (Flanagan & Golden 1966).
+    """
+    # float64: the phase is a running sum over thousands of frames
+    x = wave.double()
+    window = get_window("hann", n_fft, dtype=x.dtype).to(x.device)
+    spec = stft(x, n_fft, hop, window=window)  # (F, T) complex
+    n_bins, n_frames = spec.shape
+    steps = torch.arange(0, n_frames - 1, rate, dtype=x.dtype, device=x.device)  # (T2,)
+    left = steps.floor().long()  # (T2,)
+    alpha = steps - left  # (T2,)
+    mag = (1 - alpha) * spec[:, left].abs() + alpha * spec[:, left + 1].abs()  # (F, T2)
+    # expected phase advance per hop for each bin, then the measured deviation
+    omega = 2 * math.pi * hop * torch.arange(n_bins, device=wave.device) / n_fft  # (F,)
+    delta = spec[:, left + 1].angle() - spec[:, left].angle() - omega[:, None]  # (F, T2)
+    delta = delta - 2 * math.pi * torch.round(delta / (2 * math.pi))  # wrap to [-pi, pi]
+    advance = omega[:, None] + delta  # (F, T2)
+    phase = spec[:, :1].angle() + torch.cumsum(advance, dim=1) - advance  # (F, T2)
+    out = torch.polar(mag, phase)  # (F, T2)
+    length = int(round(wave.numel() / rate))
+    return istft(out, n_fft, hop, window=window, length=length).to(wave.dtype)  # (S / rate,)
+
+
+def pitch_shift(wave: Tensor, semitones: float) -> Tensor:
+    """wave (S,) -> (S,) with the pitch moved by `semitones`, the tempo kept."""
+    if semitones == 0:
+        return wave.clone()
+    factor = 2.0 ** (semitones / 12)
+    stretched = time_stretch(wave, 1.0 / factor)  # (S * factor,) same pitch, slower
+    shifted = speed_perturb(stretched, factor)  # (~S,) back to speed, pitch * factor
+    out = torch.zeros_like(wave)
+    n = min(out.numel(), shifted.numel())
+    out[:n] = shifted[:n]
+    return out
+
+
+def add_noise(wave: Tensor, snr_db: float, kind: str, rng: np.random.Generator) -> Tensor:
+    """wave (S,) + white or pink noise scaled to `snr_db` (energy over the clip)."""
+    from minispeech.data.derived import pink_noise, scale_to_snr, white_noise
+
+    makers = {"white": white_noise, "pink": pink_noise}
+    if kind not in makers:
+        raise ValueError(f"noise kind {kind!r}: use one of {sorted(makers)}")
+    clean = wave.double().numpy()
+    noise = scale_to_snr(clean, makers[kind](clean.size, rng), snr_db)
+    return torch.from_numpy(clean + noise).to(wave.dtype)
+
+
+class AudioAugmentor:
+    """Random waveform augmentation for one utterance, from a dataset config section.
+
+    speed: [min, max] factor or null; pitch: [min, max] semitones or null;
+    noise_snr_db: [min, max] or null; noise_kinds: which noises; prob: chance that each
+    augmentation is applied to an utterance.
+    """
+
+    def __init__(self, speed=None, pitch=None, noise_snr_db=None,
+                 noise_kinds=("white", "pink"), prob: float = 0.5):  # fmt: skip
+        for name, value in (("speed", speed), ("pitch", pitch), ("noise_snr_db", noise_snr_db)):
+            if value is not None and (len(value) != 2 or value[0] > value[1]):
+                raise ValueError(f"augmentor.{name} must be [min, max], got {value!r}")
+        self.speed, self.pitch, self.noise_snr_db = speed, pitch, noise_snr_db
+        self.noise_kinds, self.prob = list(noise_kinds), float(prob)
+
+    def _draw(self, bounds) -> float | None:
+        """A uniform draw in `bounds` with probability `prob`, else None."""
+        if bounds is None or float(torch.rand(())) >= self.prob:
+            return None
+        return bounds[0] + (bounds[1] - bounds[0]) * float(torch.rand(()))
+
+    def __call__(self, wave: Tensor) -> Tensor:
+        """wave (S,) -> augmented (S',)."""
+        factor = self._draw(self.speed)
+        if factor is not None:
+            wave = speed_perturb(wave, factor)
+        semitones = self._draw(self.pitch)
+        if semitones is not None:
+            wave = pitch_shift(wave, semitones)
+        snr = self._draw(self.noise_snr_db)
+        if snr is not None:
+            kind = self.noise_kinds[int(torch.randint(len(self.noise_kinds), ()))]
+            rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
+            wave = add_noise(wave, snr, kind, rng)
+        return wave
