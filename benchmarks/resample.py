@@ -79,7 +79,9 @@ def main() -> None:
         exact = tones(new, 10 * new, low_nyq)
         ours = None
         for name, fn in table.items():
-            seconds = median_seconds(lambda: fn(batch, orig, new))
+            seconds = median_seconds(
+                lambda fn=fn, batch=batch, orig=orig, new=new: fn(batch, orig, new)
+            )
             ours = ours or seconds
             err = error_db(
                 fn(batch[:1].astype(np.float64), orig, new)[0], exact, new // 10

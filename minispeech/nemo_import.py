@@ -58,7 +58,8 @@ def load_module_state(module: nn.Module, state_dict: dict, what: str, path) -> N
 
 
 def import_nemo(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Read a NeMo `.nemo` ASR model into a minispeech CTCModel or TransducerModel (eval).
+    """Read a NeMo `.nemo` ASR model into a minispeech CTCModel or TransducerModel
+    (eval).
 
     EncDecCTCModel -> CTCModel (NeMo's 1x1-conv head becomes the linear head);
     EncDecRNNTModel -> TransducerModel (same prediction and joint names). Raises
@@ -83,11 +84,14 @@ def import_nemo(path: str | Path, map_location: str | torch.device = "cpu"):
 
 
 def nemo_model_kind(cfg: dict) -> str:
-    """"ctc" or "rnnt" from the saved class path (`target:`) or, failing that, the heads."""
+    """ "ctc" or "rnnt" from the saved class path (`target:`) or,
+    failing that, the heads."""
     target = str(cfg.get("target", ""))
     name = target.rsplit(".", 1)[-1]
     if "Hybrid" in name or "Multitask" in name or "BPE" in name:
-        raise ValueError(f"model class {name} is not supported (char CTC and RNN-T are)")
+        raise ValueError(
+            f"model class {name} is not supported (char CTC and RNN-T are)"
+        )
     if "tokenizer" in cfg:
         raise ValueError("SentencePiece (BPE) NeMo models are not supported yet")
     if "RNNT" in name or "joint" in cfg:
@@ -98,62 +102,101 @@ def nemo_model_kind(cfg: dict) -> str:
 
 
 def minispeech_config(cfg: dict, kind: str) -> dict:
-    """NeMo's model config -> a minispeech `model:` section that builds the same model."""
+    """NeMo's model config -> a minispeech `model:` section
+    that builds the same model."""
     preprocessor_from_nemo_config(cfg["preprocessor"])  # refuses what it cannot map
     labels = cfg.get("labels") or cfg["decoder"].get("vocabulary")
     if not labels:
         raise ValueError("no labels (char vocabulary) in the config")
-    encoder = {"_target_": "minispeech.nn.ConformerEncoder", **nemo_encoder_kwargs(cfg["encoder"])}
+    encoder = {
+        "_target_": "minispeech.nn.ConformerEncoder",
+        **nemo_encoder_kwargs(cfg["encoder"]),
+    }
     out = {
         "labels": list(labels),
         "sample_rate": cfg.get("sample_rate", 16000),
-        "preprocessor": {k: v for k, v in cfg["preprocessor"].items() if k != "_target_"},
+        "preprocessor": {
+            k: v for k, v in cfg["preprocessor"].items() if k != "_target_"
+        },
         "encoder": encoder,
     }
     if kind == "ctc":
-        return {"_target_": "minispeech.asr.CTCModel", **out,
-                "ctc_reduction": cfg.get("ctc_reduction", "mean_batch"),
-                "strip_space_before_punctuation": True}  # fmt: skip
-    return {"_target_": "minispeech.asr.TransducerModel", **out, **transducer_sections(cfg)}
+        return {
+            "_target_": "minispeech.asr.CTCModel",
+            **out,
+            "ctc_reduction": cfg.get("ctc_reduction", "mean_batch"),
+            "strip_space_before_punctuation": True,
+        }
+    return {
+        "_target_": "minispeech.asr.TransducerModel",
+        **out,
+        **transducer_sections(cfg),
+    }
 
 
 def transducer_sections(cfg: dict) -> dict:
-    """NeMo's decoder (prednet), joint, loss and decoding -> TransducerModel sections."""
+    """NeMo's decoder (prednet), joint, loss and decoding ->
+    TransducerModel sections."""
     prednet = dict(cfg["decoder"].get("prednet") or {})
     for key, default in (("t_max", None), ("norm", None)):
         if prednet.pop(key, default) != default:
             raise ValueError(f"decoder.prednet.{key} is not supported")
-    if cfg["decoder"].get("random_state_sampling") or cfg["decoder"].get("normalization_mode"):
-        raise ValueError("decoder.random_state_sampling / normalization_mode are not supported")
+    if cfg["decoder"].get("random_state_sampling") or cfg["decoder"].get(
+        "normalization_mode"
+    ):
+        raise ValueError(
+            "decoder.random_state_sampling / normalization_mode are not supported"
+        )
     jointnet = dict(cfg["joint"].get("jointnet") or {})
     loss = cfg.get("loss") or {}
     if loss.get("loss_name", "default") not in ("default", "warprnnt_numba", "pytorch"):
-        raise ValueError(f"loss.loss_name {loss['loss_name']!r} is not supported (RNN-T only)")
+        raise ValueError(
+            f"loss.loss_name {loss['loss_name']!r} is not supported (RNN-T only)"
+        )
     kwargs = loss.get("warprnnt_numba_kwargs") or {}
     greedy = (cfg.get("decoding") or {}).get("greedy") or {}
     return {
-        "decoder": {k: prednet[k] for k in ("pred_hidden", "pred_rnn_layers", "dropout") if k in prednet},
-        "joint": {k: jointnet[k] for k in ("joint_hidden", "activation", "dropout") if k in jointnet},
-        "loss": {"name": "rnnt", "reduction": cfg.get("rnnt_reduction", "mean_batch"),
-                 "fastemit_lambda": kwargs.get("fastemit_lambda", 0.0)},
-        "decoding": {"strategy": "greedy", "max_symbols": greedy.get("max_symbols", 10)},
-    }  # fmt: skip
+        "decoder": {
+            k: prednet[k]
+            for k in ("pred_hidden", "pred_rnn_layers", "dropout")
+            if k in prednet
+        },
+        "joint": {
+            k: jointnet[k]
+            for k in ("joint_hidden", "activation", "dropout")
+            if k in jointnet
+        },
+        "loss": {
+            "name": "rnnt",
+            "reduction": cfg.get("rnnt_reduction", "mean_batch"),
+            "fastemit_lambda": kwargs.get("fastemit_lambda", 0.0),
+        },
+        "decoding": {
+            "strategy": "greedy",
+            "max_symbols": greedy.get("max_symbols", 10),
+        },
+    }
 
 
 def build_model(ms_cfg: dict):
     from minispeech.asr import CTCModel, TransducerModel
 
-    return (CTCModel if ms_cfg["_target_"].endswith("CTCModel") else TransducerModel)(ms_cfg)
+    return (CTCModel if ms_cfg["_target_"].endswith("CTCModel") else TransducerModel)(
+        ms_cfg
+    )
 
 
 def map_state_dict(state_dict: dict, kind: str) -> dict:
-    """NeMo keys -> minispeech keys: the encoder, prediction and joint keep their names."""
+    """NeMo keys -> minispeech keys:
+    the encoder, prediction and joint keep their names."""
     out = {}
     for key, value in state_dict.items():
         if key in RECOMPUTED:
             continue
         if kind == "ctc" and key.startswith("decoder.decoder_layers.0."):
-            key, value = "head." + key.rsplit(".", 1)[1], value.squeeze(-1)  # (V, D, 1) -> (V, D)
+            key, value = "head." + key.rsplit(".", 1)[1], value.squeeze(
+                -1
+            )  # (V, D, 1) -> (V, D)
         if kind == "rnnt" and key.startswith("joint.joint_net.1."):
             key = key.replace("joint_net.1.", "joint_net.2.")  # NeMo omits Dropout(p=0)
         out[key] = value

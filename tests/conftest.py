@@ -30,7 +30,9 @@ def seed():
 def nemo_ref() -> Path:
     """The folder of models and outputs saved by the real NeMo toolkit."""
     if not (NEMO_REF / "README.md").exists():
-        pytest.skip(f"NeMo reference files not found at {NEMO_REF} (set MINISPEECH_SHARED)")
+        pytest.skip(
+            f"NeMo reference files not found at {NEMO_REF} (set MINISPEECH_SHARED)"
+        )
     return NEMO_REF
 
 

@@ -2,7 +2,8 @@
 # # 03 · Train a Conformer-CTC recognizer and look inside it
 #
 # **Expected time:** about 2 minutes on 2 CPU cores with the default 300 steps
-# (`MINISPEECH_TUTORIAL_STEPS=40` makes it a 20-second smoke run, as the test suite does).
+# (`MINISPEECH_TUTORIAL_STEPS=40` makes it a 20-second smoke run,
+# as the test suite does).
 # **Result:** a small Conformer-CTC model trained on the bundled tinyspeech corpus, its
 # dev WER (about 25-35% after 300 steps; the full recipe reaches the README's number),
 # and two PNGs: the CTC posteriors over the spectrogram, and the forced alignment of
@@ -29,7 +30,11 @@ from minispeech.checkpoint import restore_from
 torch.manual_seed(0)
 REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()
 args = [a for a in sys.argv[1:] if not a.startswith("-")]  # notebooks pass "-f ..."
-OUT = Path(args[0] if args else os.environ.get("MINISPEECH_TUTORIAL_OUT", REPO / "tutorials/out"))
+OUT = Path(
+    args[0]
+    if args
+    else os.environ.get("MINISPEECH_TUTORIAL_OUT", REPO / "tutorials/out")
+)
 OUT.mkdir(parents=True, exist_ok=True)
 STEPS = int(os.environ.get("MINISPEECH_TUTORIAL_STEPS", 300))
 try:
@@ -48,11 +53,15 @@ cfg = copy.deepcopy(cfg)
 for section in ("train_ds", "validation_ds", "test_ds"):
     path = cfg["model"][section]["manifest_filepath"]
     cfg["model"][section]["manifest_filepath"] = str(REPO / path)
-cfg["trainer"].update(max_steps=STEPS, val_check_interval=STEPS, max_time=None,
-                      enable_progress_bar=False)  # fmt: skip
+cfg["trainer"].update(
+    max_steps=STEPS, val_check_interval=STEPS, max_time=None, enable_progress_bar=False
+)
 cfg["model"]["optim"]["sched"]["warmup_steps"] = min(100, STEPS // 4)
-cfg["exp_manager"] = {"exp_dir": str(OUT / "experiments"), "name": "tutorial_ctc",
-                      "resume_if_exists": False}  # fmt: skip
+cfg["exp_manager"] = {
+    "exp_dir": str(OUT / "experiments"),
+    "name": "tutorial_ctc",
+    "resume_if_exists": False,
+}
 print(cfg["model"]["encoder"])
 
 # %% [markdown]
@@ -68,7 +77,10 @@ print(f"{model.num_parameters():,} parameters -> {model_file}")
 # %%
 dev = read_manifest(REPO / "data/tinyspeech/dev.jsonl")[:40]
 hyps = model.transcribe([row["audio_filepath"] for row in dev])
-print(f"dev WER on 40 utterances after {STEPS} steps: {100 * wer([r['text'] for r in dev], hyps):.1f}%")
+print(
+    f"dev WER on 40 utterances after {STEPS} steps: "
+    f"{100 * wer([r['text'] for r in dev], hyps):.1f}%"
+)
 for row, hyp in list(zip(dev, hyps))[:3]:
     print(f"  REF: {row['text']}\n  HYP: {hyp}")
 
@@ -103,14 +115,22 @@ words = word_spans(alignment.spans, model.tokenizer.tokens, frame_s)
 errors = []
 for ours, (word, start, end) in zip(words, row["words"]):
     errors.append(abs(ours.start - start))
-    print(f"{word:>10}: aligned {ours.start:5.2f}-{ours.end:5.2f} s, espeak {start:5.2f}-{end:5.2f} s")
-print(f"mean |start error| = {1000 * sum(errors) / len(errors):.0f} ms (one frame is {1000 * frame_s:.0f} ms)")
+    print(
+        f"{word:>10}: aligned {ours.start:5.2f}-{ours.end:5.2f} s, "
+        f"espeak {start:5.2f}-{end:5.2f} s"
+    )
+print(
+    f"mean |start error| = {1000 * sum(errors) / len(errors):.0f} ms "
+    f"(one frame is {1000 * frame_s:.0f} ms)"
+)
 
 # %%
 if plt is not None:
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     seconds = audio.numel() / sr
-    ax1.imshow(feats[0], origin="lower", aspect="auto", extent=[0, seconds, 0, feats.shape[1]])
+    ax1.imshow(
+        feats[0], origin="lower", aspect="auto", extent=[0, seconds, 0, feats.shape[1]]
+    )
     ax1.set_title(f"log-mel of: {row['text']}")
     ax1.set_ylabel("mel")
     times = torch.arange(probs.shape[0]) * frame_s

@@ -14,16 +14,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from minispeech.asr.alignment import ctc_forced_align_single, word_spans
 from minispeech.asr.asr_model import ASRModel
 from minispeech.asr.ctc import ctc_loss
-from minispeech.asr.alignment import ctc_forced_align_single, word_spans
-from minispeech.asr.ctc_decoding import ctc_greedy_decode
+from minispeech.asr.ctc_decoding import ctc_greedy_decode, ctc_prefix_beam_search
+from minispeech.asr.ngram_lm import NGramLM
+from minispeech.config import ConfigError
+
+DECODING_KEYS = {"strategy", "beam_width", "lm_path", "lm_alpha", "lm_beta"}
 
 
 class CTCModel(ASRModel):
     """Conformer/FastConformer (or any encoder) + linear head + CTC loss."""
 
-    extra_keys = frozenset({"ctc_reduction", "strip_space_before_punctuation", "chunk"})
+    extra_keys = frozenset(
+        {"ctc_reduction", "strip_space_before_punctuation", "chunk", "decoding"}
+    )
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
@@ -32,8 +38,17 @@ class CTCModel(ASRModel):
         # "mean" is F.ctc_loss's (the batch mean of loss / target length)
         self.reduction = self.cfg.get("ctc_reduction", "mean_batch")
         if self.reduction not in ("mean_batch", "mean_volume", "mean", "sum"):
-            raise ValueError(f"ctc_reduction {self.reduction!r}: use mean_batch, "
-                             "mean_volume, mean or sum")  # fmt: skip
+            raise ValueError(
+                f"ctc_reduction {self.reduction!r}: use mean_batch, "
+                "mean_volume, mean or sum"
+            )
+        self.decoding = {"strategy": "greedy", **(self.cfg.get("decoding") or {})}
+        unknown = set(self.decoding) - DECODING_KEYS
+        if unknown or self.decoding["strategy"] not in ("greedy", "beam"):
+            raise ConfigError(
+                f"model.decoding: strategy greedy or beam, keys {sorted(DECODING_KEYS)}"
+            )
+        self.lm = None  # loaded on first use: the ARPA file is not part of the model
 
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> log_probs (B, T', V), enc_lens (B,)."""
@@ -44,8 +59,15 @@ class CTCModel(ASRModel):
     def training_step(self, batch: dict) -> dict:
         log_probs, enc_lens = self(batch["audio"], batch["audio_lens"])  # (B, T', V)
         reduction = "sum" if self.reduction != "mean" else "mean"
-        loss = ctc_loss(log_probs, batch["tokens"], enc_lens, batch["token_lens"],
-                        blank=self.blank, reduction=reduction, zero_infinity=True)  # fmt: skip
+        loss = ctc_loss(
+            log_probs,
+            batch["tokens"],
+            enc_lens,
+            batch["token_lens"],
+            blank=self.blank,
+            reduction=reduction,
+            zero_infinity=True,
+        )
         if self.reduction == "mean_batch":
             loss = loss / log_probs.shape[0]
         elif self.reduction == "mean_volume":
@@ -60,9 +82,26 @@ class CTCModel(ASRModel):
         return text
 
     def decode(self, audio: Tensor, audio_lens: Tensor) -> list[str]:
-        """Greedy transcripts of a batch: audio (B, S) -> B strings."""
+        """Transcripts of a batch: audio (B, S) -> B strings, by `decoding.strategy`
+        (greedy, or prefix beam search with an optional word n-gram LM)."""
         log_probs, enc_lens = self.log_probs(audio, audio_lens)  # (B, T', V)
-        return [self.ids_to_text(ids) for ids in ctc_greedy_decode(log_probs, enc_lens, self.blank)]
+        if self.decoding["strategy"] == "greedy":
+            ids = ctc_greedy_decode(log_probs, enc_lens, self.blank)
+        else:
+            lm_path = self.decoding.get("lm_path")
+            if lm_path and self.lm is None:
+                self.lm = NGramLM.load(lm_path)
+            ids = ctc_prefix_beam_search(
+                log_probs.cpu(),
+                enc_lens.cpu(),
+                self.blank,
+                int(self.decoding.get("beam_width", 8)),
+                lm=self.lm,
+                alpha=float(self.decoding.get("lm_alpha", 0.5)),
+                beta=float(self.decoding.get("lm_beta", 1.0)),
+                token_to_text=self.tokenizer.tokens,
+            )
+        return [self.ids_to_text(seq) for seq in ids]
 
     @torch.no_grad()
     def transcribe_with_timestamps(self, inputs, batch_size: int = 8) -> list[dict]:
@@ -76,7 +115,9 @@ class CTCModel(ASRModel):
         device, results = next(self.parameters()).device, []
         for wave in self.load_inputs(inputs):
             lens = torch.tensor([wave.numel()], device=device)
-            log_probs, enc_lens = self.log_probs(wave[None].to(device), lens)  # (1, T', V)
+            log_probs, enc_lens = self.log_probs(
+                wave[None].to(device), lens
+            )  # (1, T', V)
             frames = log_probs[0, : int(enc_lens[0])]  # (T', V)
             ids = ctc_greedy_decode(frames[None], enc_lens[:1], self.blank)[0]
             words = []
@@ -84,7 +125,9 @@ class CTCModel(ASRModel):
                 spans = ctc_forced_align_single(frames, ids, blank=self.blank).spans
                 frame_s = self.frame_shift / self.sample_rate
                 texts = list(self.tokenizer.tokens)  # SentencePiece keeps its "▁" marks
-                words = [(w.word, w.start, w.end) for w in word_spans(spans, texts, frame_s)]
+                words = [
+                    (w.word, w.start, w.end) for w in word_spans(spans, texts, frame_s)
+                ]
             results.append({"text": self.ids_to_text(ids), "words": words})
         self.train(was_training)
         return results
@@ -95,17 +138,25 @@ class CTCModel(ASRModel):
         length_s = float(chunk.get("length", 30.0))
         if audio.shape[1] <= length_s * self.sample_rate:
             return self(audio, audio_lens)
-        items = [self.chunked_log_probs(audio[b, : audio_lens[b]], length_s,
-                                        float(chunk.get("overlap", 2.0)))
-                 for b in range(audio.shape[0])]  # fmt: skip
+        items = [
+            self.chunked_log_probs(
+                audio[b, : audio_lens[b]], length_s, float(chunk.get("overlap", 2.0))
+            )
+            for b in range(audio.shape[0])
+        ]
         lens = torch.tensor([x.shape[0] for x in items], device=audio.device)
-        out = torch.zeros(len(items), int(lens.max()), items[0].shape[1], device=audio.device)
+        out = torch.zeros(
+            len(items), int(lens.max()), items[0].shape[1], device=audio.device
+        )
         for b, item in enumerate(items):
             out[b, : item.shape[0]] = item
         return out, lens  # (B, T', V)
 
-    def chunked_log_probs(self, wave: Tensor, length_s: float, overlap_s: float) -> Tensor:
-        """wave (S,) -> log_probs (T', V) from overlapping windows of `length_s` seconds.
+    def chunked_log_probs(
+        self, wave: Tensor, length_s: float, overlap_s: float
+    ) -> Tensor:
+        """wave (S,) -> log_probs (T', V) from overlapping windows of
+        `length_s` seconds.
 
         Frame k of a window starting at sample s0 sits at sample s0 + k * stride. Each
         window keeps only the frames between the midpoints of its overlaps, so every
@@ -114,7 +165,9 @@ class CTCModel(ASRModel):
         stride = self.frame_shift
         size = int(length_s * self.sample_rate) // stride * stride
         step = int((length_s - overlap_s) * self.sample_rate) // stride * stride
-        assert 0 < step <= size, f"chunk overlap {overlap_s} s must be below its length {length_s} s"
+        assert (
+            0 < step <= size
+        ), f"chunk overlap {overlap_s} s must be below its length {length_s} s"
         half, n, pieces = (size - step) // 2 // stride * stride, wave.numel(), []
         for start in range(0, n, step):
             window = wave[start : start + size]
@@ -131,7 +184,8 @@ class CTCModel(ASRModel):
 
 
 def strip_space_before_punctuation(text: str, punctuation: str = "'.,?!") -> str:
-    """NeMo's char decoding drops the space before a punctuation label: "vj '" -> "vj'"."""
+    """NeMo's char decoding drops the space before a punctuation label:
+    "vj '" -> "vj'"."""
     for mark in punctuation:
         text = text.replace(" " + mark, mark)
     return text

@@ -1,10 +1,13 @@
-"""TransducerModel: encoder + prediction network + joint network, trained with RNN-T or TDT.
+"""TransducerModel: encoder + prediction network + joint network,
+trained with RNN-T or TDT.
 
-Graves 2012, "Sequence Transduction with Recurrent Neural Networks", arXiv:1211.3711: the
+Graves 2012, "Sequence Transduction with Recurrent Neural Networks",
+arXiv:1211.3711: the
 encoder (the paper's transcription network) gives f_t, the prediction network gives g_u
 from the labels so far, and the joint scores every (t, u) pair: logits (B, T', U+1, V).
-The RNN-T loss sums over all monotonic paths through that lattice (minispeech/asr/rnnt.py).
-TDT (Xu et al. 2023, arXiv:2304.06795) adds duration logits to the joint so that decoding
+The RNN-T loss sums over all monotonic paths through that lattice
+(minispeech/asr/rnnt.py). TDT (Xu et al. 2023, arXiv:2304.06795) adds duration logits
+to the joint so that decoding
 can skip frames (minispeech/asr/tdt.py). Blank is the last token, as in NeMo.
 """
 
@@ -32,19 +35,33 @@ class TransducerModel(ASRModel):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        self.loss_cfg = {"name": "rnnt", "reduction": "mean_volume", **(self.cfg.get("loss") or {})}
-        self.decoding_cfg = {"strategy": "greedy", "max_symbols": 10, **(self.cfg.get("decoding") or {})}
+        self.loss_cfg = {
+            "name": "rnnt",
+            "reduction": "mean_volume",
+            **(self.cfg.get("loss") or {}),
+        }
+        self.decoding_cfg = {
+            "strategy": "greedy",
+            "max_symbols": 10,
+            **(self.cfg.get("decoding") or {}),
+        }
         _check_keys("loss", self.loss_cfg, LOSS_KEYS)
         _check_keys("decoding", self.decoding_cfg, DECODING_KEYS)
         self.durations = list(self.loss_cfg.get("durations") or [])
         if (self.loss_cfg["name"] == "tdt") != bool(self.durations):
-            raise ConfigError("model.loss: name tdt needs durations (and durations need tdt)")
+            raise ConfigError(
+                "model.loss: name tdt needs durations (and durations need tdt)"
+            )
         vocab = self.tokenizer.vocab_size
         self.decoder = PredictionNetwork(vocab, **(self.cfg.get("decoder") or {}))
         joint_cfg = dict(self.cfg.get("joint") or {})
-        self.joint = JointNetwork(self.encoder.d_model, self.decoder.pred_hidden,
-                                  vocab_size=vocab, num_extra_outputs=len(self.durations),
-                                  **joint_cfg)  # fmt: skip
+        self.joint = JointNetwork(
+            self.encoder.d_model,
+            self.decoder.pred_hidden,
+            vocab_size=vocab,
+            num_extra_outputs=len(self.durations),
+            **joint_cfg,
+        )
 
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> enc (B, D, T'), enc_lens (B,)."""
@@ -56,13 +73,21 @@ class TransducerModel(ASRModel):
         logits = self.joint(enc.transpose(1, 2), pred).float()  # (B, T', U+1, V)
         args = (logits, batch["tokens"], enc_lens, batch["token_lens"])
         if self.durations:
-            loss = tdt_loss(*args, durations=self.durations, blank=self.blank,
-                            sigma=self.loss_cfg.get("sigma", 0.0),
-                            omega=self.loss_cfg.get("omega", 0.0),
-                            reduction=self.loss_cfg["reduction"])  # fmt: skip
+            loss = tdt_loss(
+                *args,
+                durations=self.durations,
+                blank=self.blank,
+                sigma=self.loss_cfg.get("sigma", 0.0),
+                omega=self.loss_cfg.get("omega", 0.0),
+                reduction=self.loss_cfg["reduction"],
+            )
         else:
-            loss = rnnt_loss(*args, blank=self.blank, reduction=self.loss_cfg["reduction"],
-                             fastemit_lambda=self.loss_cfg.get("fastemit_lambda", 0.0))  # fmt: skip
+            loss = rnnt_loss(
+                *args,
+                blank=self.blank,
+                reduction=self.loss_cfg["reduction"],
+                fastemit_lambda=self.loss_cfg.get("fastemit_lambda", 0.0),
+            )
         return {"loss": loss}
 
     def decode_ids(self, enc: Tensor, enc_lens: Tensor) -> list[list[int]]:
@@ -70,12 +95,23 @@ class TransducerModel(ASRModel):
         enc = enc.transpose(1, 2)  # (B, T', D)
         max_symbols = int(self.decoding_cfg["max_symbols"])
         if self.durations:
-            return tdt_greedy_decode(self.decoder, self.joint, enc, enc_lens, self.durations, max_symbols)
+            return tdt_greedy_decode(
+                self.decoder, self.joint, enc, enc_lens, self.durations, max_symbols
+            )
         if self.decoding_cfg["strategy"] == "beam":
             beam = int(self.decoding_cfg.get("beam_size", 4))
-            return [list(rnnt_beam_search(self.decoder, self.joint, enc[b, : enc_lens[b]],
-                                          beam_size=beam, max_symbols=max_symbols)[0].tokens)
-                    for b in range(enc.shape[0])]  # fmt: skip
+            return [
+                list(
+                    rnnt_beam_search(
+                        self.decoder,
+                        self.joint,
+                        enc[b, : enc_lens[b]],
+                        beam_size=beam,
+                        max_symbols=max_symbols,
+                    )[0].tokens
+                )
+                for b in range(enc.shape[0])
+            ]
         return rnnt_greedy_decode(self.decoder, self.joint, enc, enc_lens, max_symbols)
 
     @torch.no_grad()
@@ -88,4 +124,6 @@ class TransducerModel(ASRModel):
 def _check_keys(section: str, values: dict, valid: set) -> None:
     unknown = set(values) - valid
     if unknown:
-        raise ConfigError(f"model.{section}: unknown keys {sorted(unknown)}; valid: {sorted(valid)}")
+        raise ConfigError(
+            f"model.{section}: unknown keys {sorted(unknown)}; valid: {sorted(valid)}"
+        )

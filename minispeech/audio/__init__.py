@@ -2,6 +2,7 @@
 
 from minispeech.audio.augment import SpecAugment
 from minispeech.audio.features import MelSpectrogram
+from minispeech.audio.freq_warp import FrequencyWarp, vtlp_warp
 from minispeech.audio.io import (
     AudioError,
     AudioInfo,
@@ -12,6 +13,7 @@ from minispeech.audio.io import (
 from minispeech.audio.mel import mel_filterbank
 from minispeech.audio.perturb import (
     AudioAugmentor,
+    add_echo,
     add_noise,
     pitch_shift,
     speed_perturb,

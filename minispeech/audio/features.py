@@ -75,7 +75,8 @@ def _warn_deprecated(**flags: bool) -> None:
         if value:
             warnings.warn(
                 f"MelSpectrogram: {key}=True is deprecated in NeMo and ignored; "
-                "features use the one STFT path"
+                "features use the one STFT path",
+                stacklevel=2,
             )
 
 

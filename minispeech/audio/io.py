@@ -170,7 +170,9 @@ def save_audio(
     if subtype not in _FLOAT_SUBTYPES:
         n_out = int((np.abs(samples) > 1.0).sum())
         if n_out:
-            warnings.warn(f"{path}: {n_out} samples outside [-1, 1] were clipped")
+            warnings.warn(
+                f"{path}: {n_out} samples outside [-1, 1] were clipped", stacklevel=2
+            )
             samples = np.clip(samples, -1.0, 1.0)
     try:
         sf.write(

@@ -7,6 +7,9 @@
   left out, Laroche & Dolson 1999 Sec. 2), then resample, so the length is kept and
   the pitch moves by `semitones` (factor 2^(semitones / 12)).
 - Noise: white or pink noise (minispeech/data/derived.py) at an SNR drawn per utterance.
+- Echo: a feedback comb filter y[t] = x[t] + g y[t - d] (Schroeder 1962, "Natural
+  sounding artificial reverberation", J. Audio Eng. Soc. 10(3), Fig. 2), the building
+  block of artificial reverberation: a room or a synthesizer's echo setting.
 
 `AudioAugmentor` draws the random choices from torch's global generator, which the
 training loop seeds and saves, so an augmented run resumes exactly.
@@ -51,13 +54,19 @@ def time_stretch(wave: Tensor, rate: float, n_fft: int = 512, hop: int = 128) ->
     mag = (1 - alpha) * spec[:, left].abs() + alpha * spec[:, left + 1].abs()  # (F, T2)
     # expected phase advance per hop for each bin, then the measured deviation
     omega = 2 * math.pi * hop * torch.arange(n_bins, device=wave.device) / n_fft  # (F,)
-    delta = spec[:, left + 1].angle() - spec[:, left].angle() - omega[:, None]  # (F, T2)
-    delta = delta - 2 * math.pi * torch.round(delta / (2 * math.pi))  # wrap to [-pi, pi]
+    delta = (
+        spec[:, left + 1].angle() - spec[:, left].angle() - omega[:, None]
+    )  # (F, T2)
+    delta = delta - 2 * math.pi * torch.round(
+        delta / (2 * math.pi)
+    )  # wrap to [-pi, pi]
     advance = omega[:, None] + delta  # (F, T2)
     phase = spec[:, :1].angle() + torch.cumsum(advance, dim=1) - advance  # (F, T2)
     out = torch.polar(mag, phase)  # (F, T2)
     length = int(round(wave.numel() / rate))
-    return istft(out, n_fft, hop, window=window, length=length).to(wave.dtype)  # (S / rate,)
+    return istft(out, n_fft, hop, window=window, length=length).to(
+        wave.dtype
+    )  # (S / rate,)
 
 
 def pitch_shift(wave: Tensor, semitones: float) -> Tensor:
@@ -73,7 +82,9 @@ def pitch_shift(wave: Tensor, semitones: float) -> Tensor:
     return out
 
 
-def add_noise(wave: Tensor, snr_db: float, kind: str, rng: np.random.Generator) -> Tensor:
+def add_noise(
+    wave: Tensor, snr_db: float, kind: str, rng: np.random.Generator
+) -> Tensor:
     """wave (S,) + white or pink noise scaled to `snr_db` (energy over the clip)."""
     from minispeech.data.derived import pink_noise, scale_to_snr, white_noise
 
@@ -85,17 +96,56 @@ def add_noise(wave: Tensor, snr_db: float, kind: str, rng: np.random.Generator) 
     return torch.from_numpy(clean + noise).to(wave.dtype)
 
 
+def add_echo(wave: Tensor, delay: int, gain: float, n_echoes: int = 8) -> Tensor:
+    """wave (S,) -> (S,): y[t] = sum_k gain^k x[t - k delay], the feedback comb filter
+    truncated after `n_echoes` (gain^k is below 1% by then for gain <= 0.55)."""
+    if not 0 <= gain < 1 or delay < 1:
+        raise ValueError(
+            f"echo needs 0 <= gain < 1 and delay >= 1 sample, got {gain}, {delay}"
+        )
+    out = wave.clone()
+    for k in range(1, n_echoes + 1):
+        shift = k * delay
+        if shift >= wave.numel():
+            break
+        out[shift:] += gain**k * wave[:-shift]
+    return out
+
+
 class AudioAugmentor:
     """Random waveform augmentation for one utterance, from a dataset config section.
 
     speed: [min, max] factor or null; pitch: [min, max] semitones or null;
-    noise_snr_db: [min, max] or null; noise_kinds: which noises; prob: chance that each
-    augmentation is applied to an utterance.
+    noise_snr_db: [min, max] or null; noise_kinds: which noises; echo_delay_ms and
+    echo_gain: [min, max] each, or null; prob: chance that each augmentation is applied
+    to an utterance; sample_rate: of the waves (for the echo delay).
     """
 
-    def __init__(self, speed=None, pitch=None, noise_snr_db=None,
-                 noise_kinds=("white", "pink"), prob: float = 0.5):  # fmt: skip
-        for name, value in (("speed", speed), ("pitch", pitch), ("noise_snr_db", noise_snr_db)):
+    def __init__(
+        self,
+        speed=None,
+        pitch=None,
+        noise_snr_db=None,
+        noise_kinds=("white", "pink"),
+        echo_delay_ms=None,
+        echo_gain=None,
+        prob: float = 0.5,
+        sample_rate: int = 16000,
+    ):
+        if (echo_delay_ms is None) != (echo_gain is None):
+            raise ValueError(
+                "augmentor: give both echo_delay_ms and echo_gain, or neither"
+            )
+        self.echo_delay_ms, self.echo_gain = echo_delay_ms, echo_gain
+        self.sample_rate = sample_rate
+        bounds = (
+            ("speed", speed),
+            ("pitch", pitch),
+            ("noise_snr_db", noise_snr_db),
+            ("echo_delay_ms", echo_delay_ms),
+            ("echo_gain", echo_gain),
+        )
+        for name, value in bounds:
             if value is not None and (len(value) != 2 or value[0] > value[1]):
                 raise ValueError(f"augmentor.{name} must be [min, max], got {value!r}")
         self.speed, self.pitch, self.noise_snr_db = speed, pitch, noise_snr_db
@@ -115,6 +165,14 @@ class AudioAugmentor:
         semitones = self._draw(self.pitch)
         if semitones is not None:
             wave = pitch_shift(wave, semitones)
+        delay_ms = self._draw(self.echo_delay_ms)
+        if delay_ms is not None:
+            gain = self.echo_gain[0] + (self.echo_gain[1] - self.echo_gain[0]) * float(
+                torch.rand(())
+            )
+            wave = add_echo(
+                wave, max(1, round(delay_ms * self.sample_rate / 1000)), gain
+            )
         snr = self._draw(self.noise_snr_db)
         if snr is not None:
             kind = self.noise_kinds[int(torch.randint(len(self.noise_kinds), ()))]

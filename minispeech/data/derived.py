@@ -107,18 +107,26 @@ def noisy_examples(
         else:
             others = [j for j in range(len(rows)) if j != i]
             picks = rng.choice(others, size=min(n_babble, len(others)), replace=False)
-            noise = babble_noise([read_wave(rows[j]["audio_filepath"]) for j in picks],
-                                 len(clean), rng)  # fmt: skip
+            noise = babble_noise(
+                [read_wave(rows[j]["audio_filepath"]) for j in picks], len(clean), rng
+            )
         noise = scale_to_snr(clean, noise, target)
         stem = Path(row["audio_filepath"]).stem
         out.append(NoisyExample(stem, clean, clean + noise, kind, target))
     return out
 
 
-def write_noisy_copy(manifest, out_dir, seed: int = 0, snr_range=(10.0, 10.0),
-                     kinds=("white", "pink", "babble")) -> Path:
+def write_noisy_copy(
+    manifest,
+    out_dir,
+    seed: int = 0,
+    snr_range=(10.0, 10.0),
+    kinds=("white", "pink", "babble"),
+) -> Path:
     """A noisy copy of a manifest: 16-bit WAVs and `noisy.jsonl` in `out_dir`, the same
-    texts, noise of a kind and SNR drawn per utterance from `seed`. Returns the manifest."""
+    texts, noise of a kind and SNR drawn per utterance from `seed`.
+    Returns the manifest.
+    """
     from minispeech.data.manifest import read_manifest, write_manifest
 
     rows = read_manifest(manifest)
@@ -128,9 +136,17 @@ def write_noisy_copy(manifest, out_dir, seed: int = 0, snr_range=(10.0, 10.0),
     for row, example in zip(rows, noisy_examples(rows, seed, snr_range, kinds)):
         path = out_dir / "audio" / f"{example.id}.wav"
         info = sf.info(row["audio_filepath"])
-        sf.write(path, np.clip(example.noisy, -1.0, 1.0), info.samplerate, subtype="PCM_16")
-        out_rows.append({**row, "audio_filepath": str(path), "noise": example.kind,
-                         "snr_db": round(example.snr_db, 2)})  # fmt: skip
+        sf.write(
+            path, np.clip(example.noisy, -1.0, 1.0), info.samplerate, subtype="PCM_16"
+        )
+        out_rows.append(
+            {
+                **row,
+                "audio_filepath": str(path),
+                "noise": example.kind,
+                "snr_db": round(example.snr_db, 2),
+            }
+        )
     write_manifest(out_dir / "noisy.jsonl", out_rows, relative_to=out_dir)
     return out_dir / "noisy.jsonl"
 
@@ -144,8 +160,12 @@ class Segment:
     speaker: str
 
 
-def make_conversation(turns: list[tuple[np.ndarray, str]], rng: random.Random,
-                      gap_range=(-0.4, 0.8), sample_rate: int = 16000):  # fmt: skip
+def make_conversation(
+    turns: list[tuple[np.ndarray, str]],
+    rng: random.Random,
+    gap_range=(-0.4, 0.8),
+    sample_rate: int = 16000,
+):
     """Place (wave, speaker) turns one after another with random gaps; a negative
     gap overlaps the previous turn (never by more than half of it).
 
@@ -167,8 +187,14 @@ def make_conversation(turns: list[tuple[np.ndarray, str]], rng: random.Random,
     return mix, segments
 
 
-def conversations(rows: list[dict], n_recordings: int, seed: int, n_speakers=(2, 3),
-                  n_turns=(8, 12), gap_range=(-0.4, 0.8)) -> list:  # fmt: skip
+def conversations(
+    rows: list[dict],
+    n_recordings: int,
+    seed: int,
+    n_speakers=(2, 3),
+    n_turns=(8, 12),
+    gap_range=(-0.4, 0.8),
+) -> list:
     """`n_recordings` conversations from `rows` (absolute paths, a `speaker` field):
     list of (recording id, wave (S,), [Segment, ...]). No speaker talks twice in a
     row, so every overlap is between two different speakers."""

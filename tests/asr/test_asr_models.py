@@ -1,4 +1,5 @@
-"""CTCModel and TransducerModel: shapes, a tiny overfit, batched == single, save/restore."""
+"""CTCModel and TransducerModel: shapes, a tiny overfit, batched == single,
+save/restore."""
 
 import copy
 
@@ -11,11 +12,20 @@ from minispeech.config import ConfigError
 
 LABELS = [" "] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["'"]
 ENCODER = {
-    "_target_": "minispeech.nn.ConformerEncoder", "feat_in": 32, "n_layers": 1,
-    "d_model": 32, "n_heads": 2, "conv_kernel_size": 7, "subsampling": "striding",
-    "subsampling_factor": 4, "subsampling_conv_channels": 16, "dropout": 0.0,
-    "dropout_att": 0.0, "dropout_emb": 0.0, "dropout_pre_encoder": 0.0,
-}  # fmt: skip
+    "_target_": "minispeech.nn.ConformerEncoder",
+    "feat_in": 32,
+    "n_layers": 1,
+    "d_model": 32,
+    "n_heads": 2,
+    "conv_kernel_size": 7,
+    "subsampling": "striding",
+    "subsampling_factor": 4,
+    "subsampling_conv_channels": 16,
+    "dropout": 0.0,
+    "dropout_att": 0.0,
+    "dropout_emb": 0.0,
+    "dropout_pre_encoder": 0.0,
+}
 BASE = {
     "labels": LABELS,
     "preprocessor": {"features": 32, "dither": 0.0},
@@ -24,10 +34,15 @@ BASE = {
 }
 CTC_CFG = {"_target_": "minispeech.asr.CTCModel", **BASE}
 RNNT_CFG = {
-    "_target_": "minispeech.asr.TransducerModel", **BASE,
-    "decoder": {"pred_hidden": 32}, "joint": {"joint_hidden": 32},
-}  # fmt: skip
-TDT_CFG = {**RNNT_CFG, "loss": {"name": "tdt", "durations": [0, 1, 2], "reduction": "mean"}}
+    "_target_": "minispeech.asr.TransducerModel",
+    **BASE,
+    "decoder": {"pred_hidden": 32},
+    "joint": {"joint_hidden": 32},
+}
+TDT_CFG = {
+    **RNNT_CFG,
+    "loss": {"name": "tdt", "durations": [0, 1, 2], "reduction": "mean"},
+}
 
 
 def make_batch(texts, seconds=(1.0, 0.7)):
@@ -40,12 +55,19 @@ def make_batch(texts, seconds=(1.0, 0.7)):
     tokens = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
     for b, row in enumerate(ids):
         tokens[b, : len(row)] = torch.tensor(row)
-    return {"audio": audio, "audio_lens": lens, "tokens": tokens,
-            "token_lens": torch.tensor([len(r) for r in ids]), "ids": ["a", "b"],
-            "texts": list(texts)}  # fmt: skip
+    return {
+        "audio": audio,
+        "audio_lens": lens,
+        "tokens": tokens,
+        "token_lens": torch.tensor([len(r) for r in ids]),
+        "ids": ["a", "b"],
+        "texts": list(texts),
+    }
 
 
-@pytest.mark.parametrize("cfg", [CTC_CFG, RNNT_CFG, TDT_CFG], ids=["ctc", "rnnt", "tdt"])
+@pytest.mark.parametrize(
+    "cfg", [CTC_CFG, RNNT_CFG, TDT_CFG], ids=["ctc", "rnnt", "tdt"]
+)
 def test_overfit_one_batch_halves_the_loss(cfg):
     model = copy.deepcopy(cfg)
     model = {"ctc": CTCModel, "rnnt": TransducerModel}[
@@ -73,20 +95,29 @@ def test_ctc_forward_shapes_and_blank_last():
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(()), atol=1e-5)
 
 
-@pytest.mark.parametrize("cfg", [CTC_CFG, RNNT_CFG, TDT_CFG], ids=["ctc", "rnnt", "tdt"])
+@pytest.mark.parametrize(
+    "cfg", [CTC_CFG, RNNT_CFG, TDT_CFG], ids=["ctc", "rnnt", "tdt"]
+)
 def test_transcribe_batched_equals_single(cfg):
     cls = CTCModel if "CTC" in cfg["_target_"] else TransducerModel
     model = cls(cfg)
     waves = [torch.randn(n) * 0.1 for n in (16000, 9000, 12345)]
-    assert model.transcribe(waves, batch_size=3) == [model.transcribe([w])[0] for w in waves]
+    assert model.transcribe(waves, batch_size=3) == [
+        model.transcribe([w])[0] for w in waves
+    ]
 
 
 def test_chunked_log_probs_equal_full_forward_with_local_context():
-    """With a local receptive field (limited attention, no utterance normalization) every
+    """With a local receptive field (limited attention, no utterance normalization)
+    every
     kept frame of a chunk saw all it can see, so stitched chunks equal one full pass."""
     encoder = {**ENCODER, "att_context_size": [4, 4]}  # +-4 frames, conv +-3 frames
-    cfg = {**CTC_CFG, "encoder": encoder, "chunk": {"length": 1.6, "overlap": 0.8},
-           "preprocessor": {"features": 32, "dither": 0.0, "normalize": None}}  # fmt: skip
+    cfg = {
+        **CTC_CFG,
+        "encoder": encoder,
+        "chunk": {"length": 1.6, "overlap": 0.8},
+        "preprocessor": {"features": 32, "dither": 0.0, "normalize": None},
+    }
     model = CTCModel(cfg).eval()
     wave = torch.randn(16000 * 4 + 1234) * 0.1
     lens = torch.tensor([wave.numel()])

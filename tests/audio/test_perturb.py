@@ -1,4 +1,5 @@
-"""Speed perturbation, phase-vocoder time stretch, pitch shift, noise, and the augmentor."""
+"""Speed perturbation, phase-vocoder time stretch, pitch shift, noise,
+and the augmentor."""
 
 import math
 
@@ -6,8 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from minispeech.audio import AudioAugmentor, add_noise, pitch_shift, resample
-from minispeech.audio import speed_perturb, time_stretch
+from minispeech.audio import (
+    AudioAugmentor,
+    add_noise,
+    pitch_shift,
+    resample,
+    speed_perturb,
+    time_stretch,
+)
 
 SR = 16000
 
@@ -19,7 +26,9 @@ def tone(freq, seconds=1.0):
 
 def peak_hz(wave):
     """Frequency of the strongest FFT bin, refined by parabolic interpolation."""
-    spec = torch.fft.rfft(wave.double() * torch.hann_window(wave.numel(), dtype=torch.float64))
+    spec = torch.fft.rfft(
+        wave.double() * torch.hann_window(wave.numel(), dtype=torch.float64)
+    )
     mag = spec.abs().log()
     k = int(mag.argmax())
     a, b, c = mag[k - 1], mag[k], mag[k + 1]
@@ -55,7 +64,9 @@ def test_time_stretch_keeps_pitch_and_changes_length(rate):
 def test_pitch_shift_moves_pitch_and_keeps_length(semitones):
     out = pitch_shift(tone(300.0), semitones)
     assert out.numel() == SR
-    assert peak_hz(out[1000:-1000]) == pytest.approx(300.0 * 2 ** (semitones / 12), rel=5e-3)
+    assert peak_hz(out[1000:-1000]) == pytest.approx(
+        300.0 * 2 ** (semitones / 12), rel=5e-3
+    )
 
 
 @pytest.mark.parametrize("kind", ["white", "pink"])
@@ -68,7 +79,9 @@ def test_add_noise_reaches_the_snr(kind):
 
 
 def test_augmentor_is_reproducible_and_prob_zero_is_identity():
-    aug = AudioAugmentor(speed=[0.9, 1.1], pitch=[-2, 2], noise_snr_db=[10, 20], prob=1.0)
+    aug = AudioAugmentor(
+        speed=[0.9, 1.1], pitch=[-2, 2], noise_snr_db=[10, 20], prob=1.0
+    )
     wave = tone(300.0)
     torch.manual_seed(3)
     first = aug(wave)
@@ -81,3 +94,23 @@ def test_augmentor_is_reproducible_and_prob_zero_is_identity():
 def test_augmentor_rejects_bad_bounds():
     with pytest.raises(ValueError, match="speed"):
         AudioAugmentor(speed=[1.1, 0.9])
+
+
+def test_echo_is_the_feedback_comb_filter():
+    """y[t] = x[t] + g y[t - d], computed sample by sample, equals the truncated sum."""
+    from minispeech.audio import add_echo
+
+    x = torch.randn(400, dtype=torch.float64)
+    delay, gain = 37, 0.5
+    y = x.clone()
+    for t in range(delay, x.numel()):
+        y[t] = x[t] + gain * y[t - delay]
+    ours = add_echo(x, delay, gain, n_echoes=20)
+    assert torch.allclose(ours, y, atol=1e-9)
+    with pytest.raises(ValueError, match="gain"):
+        add_echo(x, delay, 1.0)
+
+
+def test_augmentor_echo_needs_both_bounds():
+    with pytest.raises(ValueError, match="echo"):
+        AudioAugmentor(echo_delay_ms=[20, 60])
