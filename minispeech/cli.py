@@ -6,6 +6,7 @@
     minispeech corpus build [--out DIR] [--seed N] [--jobs N]
     minispeech evaluate MODEL MANIFEST [--out HYPS.jsonl]
     minispeech transcribe MODEL AUDIO... [--manifest M] [--timestamps]
+    minispeech lm MANIFEST... --out LM.arpa [--order 3]
 
 Verbs live in `VERBS` as "module:function" strings and are imported only when used, so
 `minispeech --help` answers at once without importing torch. A task adds its verb with
@@ -33,8 +34,15 @@ VERBS = {
         "check a JSONL manifest against its audio",
     ),
     "corpus": ("minispeech.cli:corpus_verb", "build the bundled tinyspeech corpus"),
-    "evaluate": ("minispeech.asr.commands:evaluate_verb", "WER/CER of an ASR model on a manifest"),
+    "evaluate": (
+        "minispeech.asr.commands:evaluate_verb",
+        "WER/CER of an ASR model on a manifest",
+    ),
     "transcribe": ("minispeech.asr.commands:transcribe_verb", "transcribe audio files"),
+    "lm": (
+        "minispeech.asr.commands:lm_verb",
+        "train a word n-gram LM on manifest text",
+    ),
 }
 
 
