@@ -6,8 +6,14 @@ import random
 import jiwer
 import pytest
 
-from minispeech.metrics import ErrorCounts, cer, char_errors, edit_alignment, wer
-from minispeech.metrics import word_errors
+from minispeech.metrics import (
+    ErrorCounts,
+    cer,
+    char_errors,
+    edit_alignment,
+    wer,
+    word_errors,
+)
 
 
 def brute_distance(ref: tuple, hyp: tuple) -> int:

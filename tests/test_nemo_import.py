@@ -174,8 +174,12 @@ def test_mapping_is_general(tmp_path):
         "features": 40,
         "n_fft": 512,
     }
-    config = {"preprocessor": preprocessor, "encoder": encoder_cfg, "labels": list("abcd"),
-              "target": "nemo.collections.asr.models.ctc_models.EncDecCTCModel"}  # fmt: skip
+    config = {
+        "preprocessor": preprocessor,
+        "encoder": encoder_cfg,
+        "labels": list("abcd"),
+        "target": "nemo.collections.asr.models.ctc_models.EncDecCTCModel",
+    }
     write_nemo(tmp_path / "general.nemo", config, state)
     model = import_nemo(tmp_path / "general.nemo")
     assert set(map_encoder_state_dict(state)) == set(original.state_dict())

@@ -1,15 +1,4 @@
 """ASR heads, losses and decoders: CTC, RNN-T/TDT, attention encoder-decoder."""
-from minispeech.asr.rnnt import rnnt_loss
-from minispeech.asr.rnnt_reference import rnnt_loss_reference
-from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
-from minispeech.asr.ctc_decoding import (
-    BeamHypothesis,
-    ctc_greedy_decode,
-    ctc_greedy_decode_single,
-    ctc_prefix_beam_search,
-    ctc_prefix_beam_search_single,
-)
-from minispeech.asr.ngram_lm import NGramLM
 from minispeech.asr.alignment import (
     Alignment,
     TokenSpan,
@@ -18,7 +7,18 @@ from minispeech.asr.alignment import (
     ctc_forced_align_single,
     word_spans,
 )
-from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork
+from minispeech.asr.asr_model import ASRModel
+from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
+from minispeech.asr.ctc_decoding import (
+    BeamHypothesis,
+    ctc_greedy_decode,
+    ctc_greedy_decode_single,
+    ctc_prefix_beam_search,
+    ctc_prefix_beam_search_single,
+)
+from minispeech.asr.ctc_model import CTCModel
+from minispeech.asr.ngram_lm import NGramLM
+from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_decoding import (
     Hypothesis,
     rnnt_beam_search,
@@ -26,8 +26,8 @@ from minispeech.asr.rnnt_decoding import (
     rnnt_greedy_decode,
     rnnt_greedy_decode_single,
 )
+from minispeech.asr.rnnt_reference import rnnt_loss_reference
 from minispeech.asr.tdt import tdt_loss
 from minispeech.asr.tdt_decoding import tdt_greedy_decode, tdt_greedy_decode_single
-from minispeech.asr.asr_model import ASRModel
-from minispeech.asr.ctc_model import CTCModel
 from minispeech.asr.transducer_model import TransducerModel
+from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork

@@ -79,28 +79,12 @@ class PositionalEncoding(nn.Module):
         return self.dropout(x + pos)
 
 
-class RelPositionalEncoding(nn.Module):
-    """Relative sinusoids: x -> (dropout(x * xscale), R) with R (1, 2T-1, D)."""
+class RelPositionalEncoding(PositionalEncoding):
+    """Relative sinusoids: x -> (dropout(x * xscale), R) with R (1, 2T-1, D).
 
-    def __init__(
-        self,
-        d_model: int,
-        max_len: int = 5000,
-        xscale: float | None = None,
-        dropout: float = 0.0,
-        dropout_emb: float = 0.0,
-    ):
-        super().__init__()
-        self.d_model = d_model
-        self.xscale = xscale
-        self.dropout = nn.Dropout(dropout)
-        self.dropout_emb = nn.Dropout(dropout_emb)
-        self.register_buffer("pe", self._table(max_len), persistent=False)
-
-    def extra_repr(self) -> str:
-        return (
-            f"d_model={self.d_model}, xscale={self.xscale}, pe={tuple(self.pe.shape)}"
-        )
+    The same constructor and dropouts as PositionalEncoding; only the table (indexed by
+    distance instead of position) and forward differ.
+    """
 
     def _table(self, length: int) -> torch.Tensor:
         # distances length-1, ..., 0, ..., -(length-1): row length-1 is distance 0

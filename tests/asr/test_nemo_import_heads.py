@@ -25,7 +25,9 @@ def greedy_text(nemo_ref, name, case):
 
 
 def inputs(ref, case):
-    return torch.from_numpy(ref[f"{case}/input_signal"]), torch.from_numpy(ref[f"{case}/input_length"])
+    return torch.from_numpy(ref[f"{case}/input_signal"]), torch.from_numpy(
+        ref[f"{case}/input_length"]
+    )
 
 
 def waves(ref, case):
@@ -42,7 +44,10 @@ def test_ctc_log_probs_and_greedy_text_equal_nemo(nemo_ref, name):
             log_probs, lens = model(*inputs(ref, case))  # (B, T', V)
         want = ref[f"{case}/log_probs"]
         for b, n in enumerate(lens.tolist()):
-            assert np.abs(log_probs[b, :n].numpy() - want[b, :n]).max() <= 1e-4, (case, b)
+            assert np.abs(log_probs[b, :n].numpy() - want[b, :n]).max() <= 1e-4, (
+                case,
+                b,
+            )
         assert model.transcribe(waves(ref, case)) == greedy_text(nemo_ref, name, case)
 
 
@@ -54,7 +59,9 @@ def test_transducer_joint_and_greedy_text_equal_nemo(nemo_ref):
         with torch.no_grad():
             enc, enc_lens = model(*inputs(ref, case))  # (B, D, T')
             pred, _ = model.decoder(targets)  # (B, U+1, H)
-            joint = model.joint(enc.transpose(1, 2), pred).log_softmax(-1)  # (B, T', U+1, V)
+            joint = model.joint(enc.transpose(1, 2), pred).log_softmax(
+                -1
+            )  # (B, T', U+1, V)
         want = ref[f"{case}/joint_out"]  # log-softmaxed on CPU by NeMo
         for b, n in enumerate(enc_lens.tolist()):
             assert np.abs(joint[b, :n].numpy() - want[b, :n]).max() <= 1e-4, (case, b)

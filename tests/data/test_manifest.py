@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 
 from minispeech.audio.io import save_audio
-from minispeech.data.manifest import ManifestError, check_manifest, filter_by_duration
-from minispeech.data.manifest import read_manifest, write_manifest
+from minispeech.data.manifest import (
+    ManifestError,
+    check_manifest,
+    filter_by_duration,
+    read_manifest,
+    write_manifest,
+)
 
 
 def tone(path, seconds: float, sample_rate: int = 16000):

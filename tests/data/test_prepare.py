@@ -7,8 +7,11 @@ import pytest
 import soundfile as sf
 
 from minispeech.data.manifest import ManifestError, check_manifest, read_manifest
-from minispeech.data.prepare import prepare_librispeech, prepare_ljspeech
-from minispeech.data.prepare import prepare_voxceleb
+from minispeech.data.prepare import (
+    prepare_librispeech,
+    prepare_ljspeech,
+    prepare_voxceleb,
+)
 
 
 def write_noise(path, n_frames: int, sample_rate: int = 16000):

@@ -6,8 +6,11 @@ import random
 
 import pytest
 
-from minispeech.data.tokenizers import CharTokenizer, SentencePieceTokenizer
-from minispeech.data.tokenizers import load_tokenizer
+from minispeech.data.tokenizers import (
+    CharTokenizer,
+    SentencePieceTokenizer,
+    load_tokenizer,
+)
 
 WORDS = "turn the light on off call it's don't monday red blue seven o'clock".split()
 
