@@ -11,6 +11,9 @@ recomputed, not loaded. The result is a CTCModel or TransducerModel that can tra
 be fine-tuned with `minispeech train`, or be saved as a minispeech model file.
 """
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -88,12 +91,10 @@ def nemo_model_kind(cfg: dict) -> str:
     failing that, the heads."""
     target = str(cfg.get("target", ""))
     name = target.rsplit(".", 1)[-1]
-    if "Hybrid" in name or "Multitask" in name or "BPE" in name:
+    if "Hybrid" in name or "Multitask" in name:
         raise ValueError(
-            f"model class {name} is not supported (char CTC and RNN-T are)"
+            f"model class {name} is not supported (CTC and RNN-T, char or BPE, are)"
         )
-    if "tokenizer" in cfg:
-        raise ValueError("SentencePiece (BPE) NeMo models are not supported yet")
     if "RNNT" in name or "joint" in cfg:
         return "rnnt"
     if "CTC" in name or "decoder" in cfg:
@@ -105,15 +106,13 @@ def minispeech_config(cfg: dict, kind: str) -> dict:
     """NeMo's model config -> a minispeech `model:` section
     that builds the same model."""
     preprocessor_from_nemo_config(cfg["preprocessor"])  # refuses what it cannot map
-    labels = cfg.get("labels") or cfg["decoder"].get("vocabulary")
-    if not labels:
-        raise ValueError("no labels (char vocabulary) in the config")
+    vocabulary = vocabulary_section(cfg)
     encoder = {
         "_target_": "minispeech.nn.ConformerEncoder",
         **nemo_encoder_kwargs(cfg["encoder"]),
     }
     out = {
-        "labels": list(labels),
+        **vocabulary,
         "sample_rate": cfg.get("sample_rate", 16000),
         "preprocessor": {
             k: v for k, v in cfg["preprocessor"].items() if k != "_target_"
@@ -132,6 +131,27 @@ def minispeech_config(cfg: dict, kind: str) -> dict:
         **out,
         **transducer_sections(cfg),
     }
+
+
+def vocabulary_section(cfg: dict) -> dict:
+    """`labels` of a char model, or `tokenizer.dir` holding a BPE model's SentencePiece
+    file (read_checkpoint has extracted the `nemo:` artifact to a temporary folder)."""
+    tok = cfg.get("tokenizer")
+    if tok is None:
+        labels = cfg.get("labels") or cfg["decoder"].get("vocabulary")
+        if not labels:
+            raise ValueError(
+                "no labels (char vocabulary) and no tokenizer in the config"
+            )
+        return {"labels": list(labels)}
+    if tok.get("type", "bpe") != "bpe" or not tok.get("model_path"):
+        raise ValueError(
+            f"tokenizer type {tok.get('type')!r} is not supported (SentencePiece bpe is)"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="minispeech-nemo-tokenizer-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    shutil.copyfile(tok["model_path"], folder / "tokenizer.model")
+    return {"tokenizer": {"dir": str(folder)}}
 
 
 def transducer_sections(cfg: dict) -> dict:
