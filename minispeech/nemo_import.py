@@ -146,7 +146,8 @@ def vocabulary_section(cfg: dict) -> dict:
         return {"labels": list(labels)}
     if tok.get("type", "bpe") != "bpe" or not tok.get("model_path"):
         raise ValueError(
-            f"tokenizer type {tok.get('type')!r} is not supported (SentencePiece bpe is)"
+            f"tokenizer type {tok.get('type')!r} is not supported "
+            "(SentencePiece bpe is)"
         )
     folder = Path(tempfile.mkdtemp(prefix="minispeech-nemo-tokenizer-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
