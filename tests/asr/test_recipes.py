@@ -2,10 +2,10 @@
 main job; slow runs that reproduce the README's test WERs (python -m pytest -m slow)."""
 
 import copy
-import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from minispeech import load_config, read_manifest, restore_from, train, wer
 from minispeech.model import SpeechModel
@@ -13,7 +13,11 @@ from minispeech.model import SpeechModel
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted((REPO / "configs/asr").glob("*.yaml"))
 # measured test WER of each recipe (README), and the ceiling the slow test enforces
-CEILINGS = {"conformer_ctc_tiny": 0.10, "fastconformer_transducer_tiny": 0.10}
+CEILINGS = {
+    "conformer_ctc_tiny": 0.10,  # measured 8.2%
+    "fastconformer_transducer_tiny": 0.10,  # measured 4.6%
+    "fastconformer_tdt_tiny": 0.10,  # measured 3.1%
+}
 
 
 def recipe(name: str, tmp_path: Path, **trainer) -> dict:
@@ -38,36 +42,32 @@ def test_every_recipe_builds_its_model(path, tmp_path):
     cfg = recipe(path.stem, tmp_path)
     model = SpeechModel.from_config(cfg["model"])
     assert model.num_parameters() > 0
-    assert "Expected" in path.read_text() or "Time and WER" in path.read_text()
+    assert "Measured" in path.read_text() or "Time and WER" in path.read_text()
+
+
+def fixed_batch_loss(model, n: int = 16) -> float:
+    """The training loss of the first `n` dev utterances, eval mode (no augmentation)."""
+    dataset = model.build_dataset(model.cfg["validation_ds"])
+    batch = model.collate([dataset[i] for i in range(n)])
+    model.eval()
+    with torch.no_grad():
+        return float(model.training_step(batch)["loss"])
 
 
 def test_main_job_smoke_run_learns(tmp_path):
-    """30 steps of the main recipe: the training loss falls and the model file
-    restores."""
-    cfg = recipe(
-        "conformer_ctc_tiny",
-        tmp_path,
-        max_steps=30,
-        val_check_interval=30,
-        max_time=None,
-    )
+    """40 steps of the main recipe lower the loss on a fixed dev batch (by ~35% when
+    measured), and the exported model file restores and transcribes."""
+    cfg = recipe("conformer_ctc_tiny", tmp_path, max_steps=40, val_check_interval=40,
+                 max_time=None)  # fmt: skip
+    cfg["model"]["train_ds"]["cache_audio"] = False  # 40 steps read 5% of the corpus
     cfg["model"]["optim"]["sched"]["warmup_steps"] = 10
-    path = train(cfg)
-    log = [
-        json.loads(line)
-        for line in (path.parent / "metrics.jsonl").read_text().splitlines()
-    ]
-    losses = [r["loss"] for r in log if "loss" in r]
-    assert losses[-1] < 0.6 * losses[0], losses
-    model = restore_from(path)
-    assert (
-        len(
-            model.transcribe(
-                [read_manifest(REPO / "data/tinyspeech/dev.jsonl")[0]["audio_filepath"]]
-            )
-        )
-        == 1
-    )
+    torch.manual_seed(cfg["trainer"].get("seed", 1234))
+    before = fixed_batch_loss(SpeechModel.from_config(cfg["model"]))
+    model = restore_from(train(cfg))
+    after = fixed_batch_loss(model)
+    assert after < 0.8 * before, (before, after)
+    dev = read_manifest(REPO / "data/tinyspeech/dev.jsonl")[0]["audio_filepath"]
+    assert len(model.transcribe([dev])) == 1
 
 
 @pytest.mark.slow
