@@ -46,7 +46,7 @@ def test_every_recipe_builds_its_model(path, tmp_path):
 
 
 def fixed_batch_loss(model, n: int = 16) -> float:
-    """The training loss of the first `n` dev utterances, eval mode (no augmentation)."""
+    """Training loss on the first `n` dev utterances, eval mode (no augmentation)."""
     dataset = model.build_dataset(model.cfg["validation_ds"])
     batch = model.collate([dataset[i] for i in range(n)])
     model.eval()
