@@ -82,7 +82,7 @@ def test_overfit_one_batch_halves_the_loss(cfg):
         loss = model.training_step(batch)["loss"]
         loss.backward()
         opt.step()
-    assert float(loss) < first / 2, (first, float(loss))
+    assert loss.item() < first / 2, (first, loss.item())
 
 
 def test_ctc_forward_shapes_and_blank_last():
