@@ -62,6 +62,40 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
     return apply_overrides(cfg, overrides, source=str(path))
 
 
+# config keys that name data files; load_recipe anchors relative ones at a root folder
+DATA_PATH_KEYS = ("manifest_filepath", "train_manifest")
+
+
+def load_recipe(
+    path: str | Path, root: str | Path, exp_dir: str | Path, **trainer: Any
+) -> dict:
+    """A shipped recipe set up for a short run from anywhere (tutorials, tests).
+
+    Relative data paths (`manifest_filepath`, `train_manifest`) are made absolute
+    against `root` (the repository), the experiment goes to a fresh `exp_dir`, the
+    progress bar is off, and `trainer` keys (max_steps=40, ...) replace the recipe's.
+    """
+    cfg = load_config(path)
+    _anchor_data_paths(cfg, Path(root))
+    cfg.setdefault("trainer", {}).update(enable_progress_bar=False, **trainer)
+    cfg.setdefault("exp_manager", {}).update(
+        exp_dir=str(exp_dir), resume_if_exists=False
+    )
+    return cfg
+
+
+def _anchor_data_paths(cfg: Any, root: Path) -> None:
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key in DATA_PATH_KEYS and isinstance(value, str):
+                cfg[key] = str(value if Path(value).is_absolute() else root / value)
+            else:
+                _anchor_data_paths(value, root)
+    elif isinstance(cfg, list):
+        for item in cfg:
+            _anchor_data_paths(item, root)
+
+
 def apply_overrides(cfg: dict, overrides: Iterable[str], source: str = "") -> dict:
     """Return a copy of `cfg` with each `a.b.c=value` (or `+a.b.c=value`) applied."""
     cfg = copy.deepcopy(cfg)

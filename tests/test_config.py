@@ -205,3 +205,28 @@ def test_nested_class_target():
         {"_target_": "minispeech.optim.Noam.__call__"}, self=Noam(1.0, 4, 1), s=0
     )
     assert math.isclose(noam, 4**-0.5)
+
+
+def test_load_recipe_anchors_data_paths_and_sets_a_short_run(tmp_path):
+    from minispeech.config import load_recipe
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(
+        "model:\n  train_ds: {manifest_filepath: data/train.jsonl}\n"
+        "  tokenizer: {train_manifest: /abs/train.jsonl, dir: tok}\n"
+        "trainer: {max_steps: 1000}\nexp_manager: {exp_dir: experiments, name: x}\n"
+    )
+    cfg = load_recipe(path, tmp_path / "repo", tmp_path / "exp", max_steps=5)
+    assert cfg["model"]["train_ds"]["manifest_filepath"] == str(
+        tmp_path / "repo" / "data/train.jsonl"
+    )
+    assert cfg["model"]["tokenizer"] == {
+        "train_manifest": "/abs/train.jsonl",
+        "dir": "tok",
+    }
+    assert cfg["trainer"] == {"max_steps": 5, "enable_progress_bar": False}
+    assert cfg["exp_manager"] == {
+        "exp_dir": str(tmp_path / "exp"),
+        "name": "x",
+        "resume_if_exists": False,
+    }

@@ -16,16 +16,16 @@
 # frame-level path that collapses (merge repeats, drop blanks) to the transcript.
 
 # %%
-import copy
 import os
 import sys
 from pathlib import Path
 
 import torch
 
-from minispeech import load_config, read_manifest, train, wer
+from minispeech import read_manifest, train, wer
 from minispeech.asr import ctc_forced_align_single, ctc_greedy_decode, word_spans
 from minispeech.checkpoint import restore_from
+from minispeech.config import load_recipe
 
 torch.manual_seed(0)
 REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()
@@ -48,20 +48,16 @@ except ImportError:  # the tutorial still runs; it only skips the figures
 # Every key maps to a constructor argument; `_target_` names the class.
 
 # %%
-cfg = load_config(REPO / "configs/asr/conformer_ctc_tiny.yaml")
-cfg = copy.deepcopy(cfg)
-for section in ("train_ds", "validation_ds", "test_ds"):
-    path = cfg["model"][section]["manifest_filepath"]
-    cfg["model"][section]["manifest_filepath"] = str(REPO / path)
-cfg["trainer"].update(
-    max_steps=STEPS, val_check_interval=STEPS, max_time=None, enable_progress_bar=False
+cfg = load_recipe(
+    REPO / "configs/asr/conformer_ctc_tiny.yaml",
+    REPO,
+    OUT / "experiments",
+    max_steps=STEPS,
+    val_check_interval=STEPS,
+    max_time=None,
 )
 cfg["model"]["optim"]["sched"]["warmup_steps"] = min(100, STEPS // 4)
-cfg["exp_manager"] = {
-    "exp_dir": str(OUT / "experiments"),
-    "name": "tutorial_ctc",
-    "resume_if_exists": False,
-}
+cfg["exp_manager"]["name"] = "tutorial_ctc"
 print(cfg["model"]["encoder"])
 
 # %% [markdown]

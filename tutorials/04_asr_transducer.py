@@ -14,16 +14,16 @@
 # on a blank (next frame) and up on a label; the loss sums over all such paths.
 
 # %%
-import copy
 import os
 import sys
 from pathlib import Path
 
 import torch
 
-from minispeech import load_config, read_manifest, train, wer
+from minispeech import read_manifest, train, wer
 from minispeech.asr import rnnt_beam_search, rnnt_greedy_decode
 from minispeech.checkpoint import restore_from
+from minispeech.config import load_recipe
 
 torch.manual_seed(0)
 REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()
@@ -45,21 +45,16 @@ except ImportError:  # the tutorial still runs; it only skips the figure
 # The recipe `configs/asr/fastconformer_transducer_tiny.yaml`, with fewer steps.
 
 # %%
-cfg = copy.deepcopy(
-    load_config(REPO / "configs/asr/fastconformer_transducer_tiny.yaml")
-)
-for section in ("train_ds", "validation_ds", "test_ds"):
-    path = cfg["model"][section]["manifest_filepath"]
-    cfg["model"][section]["manifest_filepath"] = str(REPO / path)
-cfg["trainer"].update(
-    max_steps=STEPS, val_check_interval=STEPS, max_time=None, enable_progress_bar=False
+cfg = load_recipe(
+    REPO / "configs/asr/fastconformer_transducer_tiny.yaml",
+    REPO,
+    OUT / "experiments",
+    max_steps=STEPS,
+    val_check_interval=STEPS,
+    max_time=None,
 )
 cfg["model"]["optim"]["sched"]["warmup_steps"] = min(100, STEPS // 4)
-cfg["exp_manager"] = {
-    "exp_dir": str(OUT / "experiments"),
-    "name": "tutorial_rnnt",
-    "resume_if_exists": False,
-}
+cfg["exp_manager"]["name"] = "tutorial_rnnt"
 model = restore_from(train(cfg)).eval()
 dev = read_manifest(REPO / "data/tinyspeech/dev.jsonl")[:40]
 hyps = model.transcribe([row["audio_filepath"] for row in dev])

@@ -1,13 +1,13 @@
 """The ASR recipes in configs/asr: every YAML builds its model; a fast smoke run of the
 main job; slow runs that reproduce the README's test WERs (python -m pytest -m slow)."""
 
-import copy
 from pathlib import Path
 
 import pytest
 import torch
 
-from minispeech import load_config, read_manifest, restore_from, train, wer
+from minispeech import read_manifest, restore_from, train, wer
+from minispeech.config import load_recipe
 from minispeech.model import SpeechModel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,19 +21,9 @@ CEILINGS = {
 
 
 def recipe(name: str, tmp_path: Path, **trainer) -> dict:
-    cfg = copy.deepcopy(load_config(REPO / "configs/asr" / f"{name}.yaml"))
-    model = cfg["model"]
-    for section in ("train_ds", "validation_ds", "test_ds"):
-        model[section]["manifest_filepath"] = str(
-            REPO / model[section]["manifest_filepath"]
-        )
-    if "tokenizer" in model:
-        model["tokenizer"]["dir"] = str(tmp_path / "tokenizer")
-        model["tokenizer"]["train_manifest"] = str(
-            REPO / model["tokenizer"]["train_manifest"]
-        )
-    cfg["trainer"].update(enable_progress_bar=False, **trainer)
-    cfg["exp_manager"].update(exp_dir=str(tmp_path), resume_if_exists=False)
+    cfg = load_recipe(REPO / "configs/asr" / f"{name}.yaml", REPO, tmp_path, **trainer)
+    if "tokenizer" in cfg["model"]:  # train it here, not in the repository
+        cfg["model"]["tokenizer"]["dir"] = str(tmp_path / "tokenizer")
     return cfg
 
 
