@@ -98,8 +98,8 @@ def train_verb(argv: list[str]) -> int:
         help="allow a model _target_ outside the minispeech package",
     )
     args = parser.parse_intermixed_args(argv)
-    from minispeech.config import load_config
-    from minispeech.train import train
+    from minispeech.core.config import load_config
+    from minispeech.training.loop import train
 
     path = train(
         load_config(args.config, args.overrides), trust_targets=args.trust_targets
@@ -116,7 +116,7 @@ def inspect_verb(argv: list[str]) -> int:
     )
     parser.add_argument("file", help="model file, e.g. experiments/run/run.nemo")
     args = parser.parse_args(argv)
-    from minispeech.checkpoint import read_checkpoint
+    from minispeech.core.checkpoint import read_checkpoint
 
     checkpoint = read_checkpoint(args.file)
     print(describe(args.file, checkpoint))
@@ -174,7 +174,12 @@ def manifest_verb(argv: list[str]) -> int:
 
 
 def corpus_verb(argv: list[str]) -> int:
-    """`python -m minispeech.data.corpus ...`; `--out` defaults to data/tinyspeech."""
+    """`corpus build` (`python -m minispeech.data.corpus`; `--out` defaults to
+    data/tinyspeech) and the derived sets a task owns (`corpus noisy`)."""
+    if argv[:1] == ["noisy"]:
+        from minispeech.enhancement.commands import noisy_verb
+
+        return noisy_verb(argv[1:])
     if (
         argv[:1] == ["build"]
         and "--out" not in argv

@@ -1,5 +1,6 @@
 """Shared fixtures: seeding, the NeMo reference folder, the bundled corpus."""
 
+import json
 import os
 import random
 from pathlib import Path
@@ -42,3 +43,12 @@ def corpus_dir() -> Path:
     if not (CORPUS / "train.jsonl").exists():
         pytest.fail(f"bundled corpus missing at {CORPUS}: it is part of the repository")
     return CORPUS
+
+
+def corpus_rows(corpus_dir: Path, name: str = "test", limit: int | None = None):
+    """Rows of a bundled manifest with absolute audio paths."""
+    rows = [json.loads(line) for line in open(corpus_dir / f"{name}.jsonl")]
+    rows = rows[:limit] if limit else rows
+    for row in rows:
+        row["audio_filepath"] = str(corpus_dir / row["audio_filepath"])
+    return rows

@@ -10,8 +10,8 @@ import soundfile
 import yaml
 from tiny_model import TinyModel, tiny_config
 
-from minispeech.checkpoint import read_checkpoint
 from minispeech.cli import VERBS, main
+from minispeech.core.checkpoint import read_checkpoint
 
 TESTS = Path(__file__).resolve().parent
 

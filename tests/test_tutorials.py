@@ -54,7 +54,7 @@ def test_tutorial_runs_as_a_script(script, tmp_path):
 
 
 def test_features_tutorial_runs_without_matplotlib(tmp_path):
-    script = REPO / "tutorials" / "01_audio_and_features.py"
+    script = REPO / "tutorials" / "01_audio_features.py"
     result = _run(script, tmp_path, prefix=("-c", NO_MATPLOTLIB))
     assert result.returncode == 0, result.stderr[-4000:]
     assert "features (2, 80," in result.stdout and not list(tmp_path.glob("*.png"))

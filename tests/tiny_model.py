@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from minispeech.model import SpeechModel
+from minispeech.core.model import SpeechModel
 
 LAST: list = []  # the most recently built TinyModel (tests read it after train())
 

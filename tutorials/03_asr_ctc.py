@@ -24,8 +24,8 @@ import torch
 
 from minispeech import read_manifest, train, wer
 from minispeech.asr import ctc_forced_align_single, ctc_greedy_decode, word_spans
-from minispeech.checkpoint import restore_from
-from minispeech.config import load_recipe
+from minispeech.core.config import load_recipe
+from minispeech.core.model import restore_from
 
 torch.manual_seed(0)
 REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()

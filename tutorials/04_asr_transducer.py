@@ -22,8 +22,8 @@ import torch
 
 from minispeech import read_manifest, train, wer
 from minispeech.asr import rnnt_beam_search, rnnt_greedy_decode
-from minispeech.checkpoint import restore_from
-from minispeech.config import load_recipe
+from minispeech.core.config import load_recipe
+from minispeech.core.model import restore_from
 
 torch.manual_seed(0)
 REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()

@@ -22,7 +22,8 @@ from torch import Tensor
 
 from minispeech.audio import AudioAugmentor, MelSpectrogram, SpecAugment, load_audio
 from minispeech.audio.freq_warp import FrequencyWarp
-from minispeech.config import ConfigError, instantiate
+from minispeech.core.config import ConfigError, instantiate
+from minispeech.core.model import SpeechModel
 from minispeech.data import (
     AudioTextDataset,
     CharTokenizer,
@@ -30,8 +31,7 @@ from minispeech.data import (
     collate_audio_text,
     load_tokenizer,
 )
-from minispeech.metrics import word_errors
-from minispeech.model import SpeechModel
+from minispeech.metrics.wer import word_errors
 
 # keys of the `model:` section every ASR model understands (subclasses add their own)
 ASR_KEYS = {

@@ -21,20 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-from minispeech.checkpoint import CheckpointError, restore_from
-
 
 def load_asr_model(path: str, device: str = "cpu"):
     """A minispeech model file, or a NeMo .nemo file through the importer."""
-    try:
-        model = restore_from(path, map_location=device)
-    except CheckpointError as error:
-        if "import_nemo" not in str(error):
-            raise
-        from minispeech.nemo_import import import_nemo
+    from minispeech.nemo import load_model
 
-        model = import_nemo(path)
-    return model.to(device).eval()
+    return load_model(path, map_location=device)
 
 
 def add_decoding_args(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +59,7 @@ def set_decoding(model, args) -> None:
 
 def evaluate_verb(argv: list[str]) -> int:
     from minispeech.data.manifest import read_manifest, write_manifest
-    from minispeech.metrics import cer, wer
+    from minispeech.metrics.wer import cer, wer
 
     parser = argparse.ArgumentParser(
         prog="minispeech evaluate", description="WER and CER of a model on a manifest."

@@ -19,7 +19,7 @@ from minispeech.asr.asr_model import ASRModel
 from minispeech.asr.ctc import ctc_loss
 from minispeech.asr.ctc_decoding import ctc_greedy_decode, ctc_prefix_beam_search
 from minispeech.asr.ngram_lm import NGramLM
-from minispeech.config import ConfigError
+from minispeech.core.config import ConfigError
 
 DECODING_KEYS = {"strategy", "beam_width", "lm_path", "lm_alpha", "lm_beta"}
 

@@ -22,7 +22,7 @@ from minispeech.asr.rnnt_decoding import rnnt_beam_search, rnnt_greedy_decode
 from minispeech.asr.tdt import tdt_loss
 from minispeech.asr.tdt_decoding import tdt_greedy_decode
 from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork
-from minispeech.config import ConfigError
+from minispeech.core.config import ConfigError
 
 LOSS_KEYS = {"name", "reduction", "fastemit_lambda", "durations", "sigma", "omega"}
 DECODING_KEYS = {"strategy", "max_symbols", "beam_size"}

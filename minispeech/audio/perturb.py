@@ -6,7 +6,7 @@
 - Pitch shift: time-stretch by a phase vocoder (Flanagan & Golden 1966; phase locking
   left out, Laroche & Dolson 1999 Sec. 2), then resample, so the length is kept and
   the pitch moves by `semitones` (factor 2^(semitones / 12)).
-- Noise: white or pink noise (minispeech/data/derived.py) at an SNR drawn per utterance.
+- Noise: white or pink noise (minispeech/audio/noise.py) at an SNR drawn per utterance.
 - Echo: a feedback comb filter y[t] = x[t] + g y[t - d] (Schroeder 1962, "Natural
   sounding artificial reverberation", J. Audio Eng. Soc. 10(3), Fig. 2), the building
   block of artificial reverberation: a room or a synthesizer's echo setting.
@@ -86,7 +86,7 @@ def add_noise(
     wave: Tensor, snr_db: float, kind: str, rng: np.random.Generator
 ) -> Tensor:
     """wave (S,) + white or pink noise scaled to `snr_db` (energy over the clip)."""
-    from minispeech.data.derived import pink_noise, scale_to_snr, white_noise
+    from minispeech.audio.noise import pink_noise, scale_to_snr, white_noise
 
     makers = {"white": white_noise, "pink": pink_noise}
     if kind not in makers:

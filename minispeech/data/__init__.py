@@ -1,14 +1,6 @@
 """Data: manifests, datasets, batching, tokenizers and the bundled corpus."""
 
 from minispeech.data.datasets import AudioTextDataset, collate_audio_text
-from minispeech.data.derived import (
-    conversations,
-    noisy_examples,
-    read_rttm,
-    verification_trials,
-    write_rttm,
-    write_trials,
-)
 from minispeech.data.manifest import (
     ManifestError,
     ManifestReport,

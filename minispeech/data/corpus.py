@@ -272,23 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--out", required=True, help="e.g. data/tinyspeech")
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--jobs", type=int, default=1, help="worker processes")
-    noisy = sub.add_parser(
-        "noisy", help="write a noisy copy of a manifest (WAV + noisy.jsonl)"
-    )
-    noisy.add_argument("manifest")
-    noisy.add_argument("--out", required=True, help="folder for audio/ and noisy.jsonl")
-    noisy.add_argument(
-        "--snr", type=float, nargs=2, default=[10.0, 10.0], metavar=("MIN", "MAX")
-    )
-    noisy.add_argument("--kinds", nargs="+", default=["white", "pink", "babble"])
-    noisy.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "noisy":
-        from minispeech.data.derived import write_noisy_copy
-
-        out = write_noisy_copy(args.manifest, args.out, args.seed, args.snr, args.kinds)
-        print(f"wrote {out}")
-        return 0
     from minispeech.data.corpus_readme import write_readme
 
     start = time.time()

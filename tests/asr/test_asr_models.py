@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from minispeech.asr import CTCModel, TransducerModel
-from minispeech.checkpoint import restore_from
-from minispeech.config import ConfigError
+from minispeech.core.config import ConfigError
+from minispeech.core.model import restore_from
 
 LABELS = [" "] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["'"]
 ENCODER = {

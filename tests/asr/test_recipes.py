@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from minispeech import read_manifest, restore_from, train, wer
-from minispeech.config import load_recipe
-from minispeech.model import SpeechModel
+from minispeech.core.config import load_recipe
+from minispeech.core.model import SpeechModel
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted((REPO / "configs/asr").glob("*.yaml"))

@@ -10,7 +10,7 @@ import inspect
 
 import pytest
 
-from minispeech.nemo_config import UNSUPPORTED_AT_DEFAULT, nemo_encoder_kwargs
+from minispeech.nemo.config import UNSUPPORTED_AT_DEFAULT, nemo_encoder_kwargs
 from minispeech.nn import ConformerEncoder, TransformerDecoder, TransformerEncoder
 
 CONFORMER_BASE = dict(

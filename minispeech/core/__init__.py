@@ -1,0 +1,1 @@
+"""The spine every task stands on: config, the model file format, SpeechModel, optim."""

@@ -1,0 +1,10 @@
+"""Metrics: each a short exact function with its reference in the tests."""
+
+from minispeech.metrics.wer import (
+    ErrorCounts,
+    cer,
+    char_errors,
+    edit_alignment,
+    wer,
+    word_errors,
+)

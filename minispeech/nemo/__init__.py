@@ -1,0 +1,3 @@
+"""The bridge to NVIDIA NeMo's `.nemo` files: one module per task family."""
+
+from minispeech.nemo.importer import import_nemo, load_model

@@ -1,0 +1,1 @@
+"""The one training loop (`loop.train`), its options, counters, checkpoints and DDP."""
