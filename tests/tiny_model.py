@@ -3,7 +3,8 @@
 Regression of a scalar from a random "audio" vector: y = <x, w> + noise, with a 2-layer
 MLP and dropout, so the torch RNG matters; the dataset can add numpy/python-random noise
 (`augment`), so those RNGs matter too. Items whose id is in `nan_ids` get a NaN target,
-which makes the batch loss non-finite.
+which makes the batch loss non-finite. `ScoringTinyModel` adds list validation stats;
+`TinyGan` adds a discriminator and a second optimizer (manual optimization).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from minispeech.core.model import SpeechModel
+from minispeech.core.optim import build_optimizer, build_scheduler
 
 LAST: list = []  # the most recently built TinyModel (tests read it after train())
 
@@ -95,6 +97,65 @@ class TinyModel(SpeechModel):
             "target": torch.stack([item["target"] for item in items]),  # (B,)
             "ids": [item["id"] for item in items],
         }
+
+
+class ScoringTinyModel(TinyModel):
+    """TinyModel whose validation also returns lists (ids and per-item errors), as a
+    speaker model returns per-trial scores; `validation_metrics` keeps the lists."""
+
+    def validation_step(self, batch: dict) -> dict:
+        error = self(batch["audio"]) - batch["target"]  # (B,)
+        stats = super().validation_step(batch)
+        return {**stats, "ids": list(batch["ids"]), "errors": error.tolist()}
+
+    def validation_metrics(self, stats: dict) -> dict:
+        self.val_lists = {k: v for k, v in stats.items() if isinstance(v, list)}
+        mean_abs = sum(abs(e) for e in stats["errors"]) / len(stats["errors"])
+        return {**super().validation_metrics(stats), "val_mae": mean_abs}
+
+
+class TinyGan(TinyModel):
+    """TinyModel's regressor as a generator, plus a discriminator of (audio, y) pairs;
+    two optimizers stepped in `training_step`, as a GAN vocoder steps them."""
+
+    manual_optimization = True
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        n_samples, hidden = cfg["n_samples"], cfg.get("hidden", 8)
+        self.discriminator = nn.Sequential(
+            nn.Linear(n_samples + 1, hidden), nn.Tanh(), nn.Linear(hidden, 1)
+        )
+
+    def discriminate(self, audio: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        pairs = torch.cat([audio, y[:, None].to(audio.dtype)], dim=1)  # (B, S+1)
+        return self.discriminator(pairs).squeeze(-1)  # (B,) logits of "real"
+
+    def configure_optimizers(self, max_steps: int):
+        optim_cfg = dict(self.cfg["optim"])
+        sched_cfg = optim_cfg.pop("sched", None)
+        opt_g = build_optimizer(self.net.parameters(), optim_cfg)
+        d_cfg = {**optim_cfg, "lr": optim_cfg["lr"] / 2}
+        opt_d = build_optimizer(self.discriminator.parameters(), d_cfg)
+        return [opt_g, opt_d], [build_scheduler(opt_g, sched_cfg, max_steps), None]
+
+    def training_step(self, batch: dict, optimizers: list) -> dict:
+        opt_g, opt_d = optimizers
+        self.seen_ids.append(list(batch["ids"]))
+        audio, target = batch["audio"], batch["target"]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        fake = self(audio)  # (B,)
+        ones, zeros = torch.ones_like(target), torch.zeros_like(target)
+        real_logits = self.discriminate(audio, target)
+        fake_logits = self.discriminate(audio, fake.detach())
+        loss_d = bce(real_logits, ones) + bce(fake_logits, zeros)
+        opt_d.backward(loss_d)
+        opt_d.step()
+        adversarial = bce(self.discriminate(audio, fake), ones)
+        loss_g = torch.nn.functional.mse_loss(fake, target) + 0.1 * adversarial
+        opt_g.backward(loss_g)
+        opt_g.step()
+        return {"loss": loss_g.detach()}
 
 
 def tiny_config(exp_dir: Path, **sections) -> dict:

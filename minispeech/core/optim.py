@@ -59,16 +59,14 @@ class WarmupCosine:
         self.warmup_steps, self.min_lr = warmup_steps, min_lr
 
     def __call__(self, s: int) -> float:
-        if (
-            s < self.warmup_steps
-        ):  # 1) linear warmup: lr0 reached at s = warmup_steps - 1
+        # 1) linear warmup: lr0 reached at s = warmup_steps - 1
+        if s < self.warmup_steps:
             return (s + 1) / self.warmup_steps
         decay_steps = max(1, self.max_steps - self.warmup_steps)
         p = min(1.0, (s - self.warmup_steps) / decay_steps)  # 2) progress in [0, 1]
-        lr = self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (
-            1.0 + math.cos(math.pi * p)
-        )
-        return lr / self.base_lr  # 3) as a factor of lr0
+        # 3) half a cosine from lr0 down to min_lr, as a factor of lr0
+        decay = (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
+        return (self.min_lr + decay) / self.base_lr
 
 
 class Noam:
@@ -126,8 +124,6 @@ def build_scheduler(
     cls = SCHEDULES[name]
     if cls is WarmupCosine:
         cfg["max_steps"] = cfg.get("max_steps") or max_steps
-    factors = []
-    for group in optimizer.param_groups:
-        check_arguments(cls, {"base_lr": None, **cfg}, name=f"optim.sched ({name})")
-        factors.append(cls(base_lr=group["lr"], **cfg))
+    check_arguments(cls, {"base_lr": None, **cfg}, name=f"optim.sched ({name})")
+    factors = [cls(base_lr=group["lr"], **cfg) for group in optimizer.param_groups]
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)

@@ -1,1 +1,1 @@
-"""The one training loop (`loop.train`), its options, counters, checkpoints and DDP."""
+"""The one loop (`loop.train`): options, counters, optimizers, checkpoints, log, DDP."""

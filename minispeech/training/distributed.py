@@ -9,7 +9,10 @@ MASTER_ADDR and MASTER_PORT; a plain `python` run has none of them and is a worl
 one, with the same code path.
 
 The training step goes through `StepModule.forward` so that DDP sees the call (its
-forward prepares the gradient reduction), as Lightning's wrapper does.
+forward prepares the gradient reduction), as Lightning's wrapper does. A model with
+`manual_optimization = True` is not wrapped: DDP's hooks expect one backward per
+forward, and such a model runs one per optimizer, so its gradients are averaged by
+`average_gradients` before each optimizer step instead.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ class DistEnv:
 
 
 def choose_device(accelerator: str, local_rank: int = 0) -> torch.device:
-    """ "auto": the GPU if there is one, else the CPU; "cpu"; "gpu"/"cuda"."""
+    """The device for `trainer.accelerator`: auto (the GPU if there is one, else the
+    CPU), cpu, or gpu (also spelled cuda)."""
     accelerator = str(accelerator).lower()
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
@@ -73,20 +77,22 @@ def teardown(env: DistEnv) -> None:
 
 
 class StepModule(nn.Module):
-    """`forward(batch)` = `model.training_step(batch)`, so DDP wraps the whole step."""
+    """`forward(batch, *args)` = `model.training_step(batch, *args)`, so DDP wraps the
+    whole step (`args`: the optimizers of a manual-optimization model)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch: dict) -> dict:
-        return self.model.training_step(batch)
+    def forward(self, batch: dict, *args) -> dict:
+        return self.model.training_step(batch, *args)
 
 
 def wrap(model: nn.Module, env: DistEnv) -> nn.Module:
-    """The module the loop calls: DDP around the step when there are several ranks."""
+    """The module the loop calls: DDP around the step when there are several ranks
+    (not for manual optimization: see the module doc)."""
     step_module = StepModule(model)
-    if env.world_size == 1:
+    if env.world_size == 1 or getattr(model, "manual_optimization", False):
         return step_module
     device_ids = [env.device.index] if env.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(step_module, device_ids=device_ids)
@@ -104,6 +110,28 @@ def all_true(flag: bool, env: DistEnv) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=env.device)  # nccl: GPU tensors
     dist.all_reduce(value, op=dist.ReduceOp.MIN)
     return bool(value.item() == 1.0)
+
+
+def average_gradients(params: list, env: DistEnv) -> None:
+    """Replace each gradient by its mean over ranks (what DDP's backward does).
+    Every rank must hold gradients for the same parameters (one all_reduce each)."""
+    if env.world_size == 1:
+        return
+    for param in params:
+        if param.grad is not None:
+            dist.all_reduce(param.grad)
+            param.grad /= env.world_size
+
+
+def reduce_stats(stats: dict, env: DistEnv) -> dict:
+    """Validation stats over ranks: numbers summed, lists concatenated in rank order
+    (every rank must hold the same keys)."""
+    lists = {k: v for k, v in stats.items() if isinstance(v, list)}
+    numbers = sum_stats({k: v for k, v in stats.items() if k not in lists}, env)
+    if lists and env.world_size > 1:
+        by_rank = gather(lists, env)  # [{key: list of rank 0}, {... rank 1}, ...]
+        lists = {k: [x for rank in by_rank for x in rank[k]] for k in lists}
+    return {**numbers, **lists}
 
 
 def sum_stats(stats: dict, env: DistEnv) -> dict:

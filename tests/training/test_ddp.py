@@ -1,10 +1,11 @@
-"""Two CPU processes with the gloo backend train like one process on the same global
-batch.
+"""Two CPU processes (gloo backend) train like one process on the global batch.
 
 Each rank takes its own batches from the bucketing sampler; DistributedDataParallel
 averages the gradients, so both ranks must hold identical weights, and those weights
 must match a single process whose every batch is the union of the two ranks' batches
-(the mean loss over 4 items equals the mean of two 2-item means).
+(the mean loss over 4 items equals the mean of two 2-item means). The same holds for
+a two-optimizer GAN (manual optimization: no DDP wrapper, the loop averages the
+gradients), and validation list stats reach every rank concatenated in rank order.
 """
 
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
-from tiny_model import LAST, TinyModel, tiny_config
+from tiny_model import LAST, ScoringTinyModel, TinyDataset, TinyGan, tiny_config
 
 from minispeech.training.loop import train
 
@@ -37,7 +38,7 @@ def ddp_config(exp_dir: Path, **model) -> dict:
     return cfg
 
 
-def worker(rank: int, port: int, out: str, nan_ids: list) -> None:
+def worker(rank: int, port: int, out: str, nan_ids: list, target: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -46,12 +47,14 @@ def worker(rank: int, port: int, out: str, nan_ids: list) -> None:
         WORLD_SIZE="2",
         LOCAL_RANK=str(rank),
     )
-    cfg = ddp_config(Path(out) / "exp")
+    cfg = ddp_config(Path(out) / "exp", _target_=target)
     cfg["model"]["train_ds"]["nan_ids"] = nan_ids
     train(cfg, trust_targets=True)
     model = LAST[0]
     torch.save(model.state_dict(), Path(out) / f"weights{rank}.pt")
     (Path(out) / f"ids{rank}.json").write_text(json.dumps(model.seen_ids))
+    val_lists = getattr(model, "val_lists", {})
+    (Path(out) / f"val{rank}.json").write_text(json.dumps(val_lists))
 
 
 class ReplaySampler:
@@ -77,8 +80,8 @@ class ReplaySampler:
         self.skip = state["batches_done"]
 
 
-class ReplayModel(TinyModel):
-    """TinyModel whose training batches are given in its config (`replay`)."""
+class Replay:
+    """Mixin: a tiny model whose training batches are given in its config (`replay`)."""
 
     def build_sampler(self, ds_cfg, dataset, num_replicas, rank, seed):
         if ds_cfg is not self.cfg.get("train_ds"):
@@ -86,10 +89,18 @@ class ReplayModel(TinyModel):
         return ReplaySampler(self.cfg["replay"])
 
 
-def run_two_ranks(tmp_path: Path, nan_ids=()) -> tuple:
+class ReplayModel(Replay, ScoringTinyModel):
+    pass
+
+
+class ReplayGan(Replay, TinyGan):
+    pass
+
+
+def run_two_ranks(tmp_path: Path, target: str, nan_ids=()) -> tuple:
     mp.start_processes(
         worker,
-        args=(free_port(), str(tmp_path), list(nan_ids)),
+        args=(free_port(), str(tmp_path), list(nan_ids), target),
         nprocs=2,
         start_method="spawn",
     )
@@ -102,7 +113,8 @@ def run_two_ranks(tmp_path: Path, nan_ids=()) -> tuple:
 
 def test_two_gloo_ranks_match_one_process_on_the_global_batch(tmp_path):
     # utt005 has a NaN target: its step must be skipped on both ranks together
-    (w0, w1), (ids0, ids1) = run_two_ranks(tmp_path, nan_ids=["utt005"])
+    target = "tiny_model.ScoringTinyModel"
+    (w0, w1), (ids0, ids1) = run_two_ranks(tmp_path, target, nan_ids=["utt005"])
     for key in w0:
         assert torch.equal(w0[key], w1[key]), f"ranks disagree on {key}"
         assert torch.isfinite(w0[key]).all()
@@ -117,12 +129,35 @@ def test_two_gloo_ranks_match_one_process_on_the_global_batch(tmp_path):
     )
 
     # one process, each step on the union of the two ranks' batches (the NaN one too)
+    replay = "test_ddp.ReplayModel"
+    assert_matches_one_process(tmp_path, w0, ids0, ids1, replay, nan_ids=["utt005"])
+
+    # validation lists: every rank holds rank 0's items, then rank 1's
+    val0, val1 = (json.loads((tmp_path / f"val{r}.json").read_text()) for r in (0, 1))
+    assert val0 == val1 and len(val0["errors"]) == 8
+    val_cfg = {**ddp_config(tmp_path)["model"]["validation_ds"], "shuffle": False}
+    dataset = TinyDataset(8, 16, seed=2)
+    model = ScoringTinyModel(ddp_config(tmp_path)["model"])
+    shards = [model.build_sampler(val_cfg, dataset, 2, r, seed=7) for r in (0, 1)]
+    assert val0["ids"] == [dataset.ids[i] for s in shards for b in s for i in b]
+
+
+def test_two_gloo_ranks_train_a_two_optimizer_gan_like_one_process(tmp_path):
+    (w0, w1), (ids0, ids1) = run_two_ranks(tmp_path, "tiny_model.TinyGan")
+    assert any(key.startswith("discriminator.") for key in w0)
+    for key in w0:
+        assert torch.equal(w0[key], w1[key]), f"ranks disagree on {key}"
+    assert_matches_one_process(tmp_path, w0, ids0, ids1, "test_ddp.ReplayGan")
+
+
+def assert_matches_one_process(tmp_path, weights, ids0, ids1, target, nan_ids=()):
+    """One process, each step on the union of the two ranks' batches, ends with the
+    ranks' weights."""
     index = {f"utt{i:03d}": i for i in range(16)}
     replay = [[index[u] for u in a + b] for a, b in zip(ids0, ids1, strict=True)]
-    cfg = ddp_config(tmp_path / "single", replay=replay)
-    cfg["model"]["_target_"] = "test_ddp.ReplayModel"
-    cfg["model"]["train_ds"]["nan_ids"] = ["utt005"]
+    cfg = ddp_config(tmp_path / "single", replay=replay, _target_=target)
+    cfg["model"]["train_ds"]["nan_ids"] = list(nan_ids)
     train(cfg, trust_targets=True)
     single = LAST[0].state_dict()
-    for key in w0:
-        torch.testing.assert_close(w0[key], single[key], rtol=1e-5, atol=1e-6)
+    for key in weights:
+        torch.testing.assert_close(weights[key], single[key], rtol=1e-5, atol=1e-6)

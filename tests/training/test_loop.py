@@ -1,5 +1,5 @@
-"""The training loop: exact resume, kill-and-resume, non-finite losses, options,
-outputs.
+"""The training loop: exact resume, kills (at a random moment, inside a checkpoint
+write), non-finite losses, options, outputs.
 
 All runs use tests/tiny_model.py (an MLP regression with dropout and numpy/python-random
 augmentation), so every RNG the loop must restore is in play.
@@ -161,6 +161,47 @@ def test_sigkill_at_a_random_moment_then_resume(tmp_path):
     resumed = train(tiny_config(exp, **sections), trust_targets=True)
     straight = train(tiny_config(tmp_path / "straight", **sections), trust_targets=True)
     assert_same_weights(straight, resumed)
+
+
+# Dies (os._exit: no cleanup, no flush) halfway through writing the third last.ckpt,
+# inside the torch.save callback of atomic_write.
+KILL_IN_SAVE_SCRIPT = """
+import io, os, sys, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {tests!r})
+from tiny_model import tiny_config
+from minispeech.training.loop import train
+real_save, saves = torch.save, []
+def save(obj, file, *args, **kwargs):
+    if isinstance(obj, dict) and "loop" in obj:
+        saves.append(obj["loop"]["step"])
+        if len(saves) == 3:
+            buffer = io.BytesIO()
+            real_save(obj, buffer)
+            file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            file.flush()
+            os._exit(3)
+    return real_save(obj, file, *args, **kwargs)
+torch.save = save
+train(tiny_config({exp!r}), trust_targets=True)
+"""
+
+
+def test_kill_while_last_ckpt_is_written_keeps_the_previous_one(tmp_path):
+    exp = tmp_path / "killed"
+    script = KILL_IN_SAVE_SCRIPT.format(tests=str(TESTS), exp=str(exp))
+    process = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=120
+    )
+    assert process.returncode == 3, process.stderr.decode()[-2000:]
+    ckpt_dir = exp / "tiny" / "checkpoints"
+    assert len(list(ckpt_dir.glob(".last.ckpt.*.tmp"))) == 1  # the half-written file
+    # the previous last.ckpt (step 4 of the saves at 2, 4, 6) is whole
+    assert torch.load(ckpt_dir / "last.ckpt", weights_only=True)["loop"]["step"] == 4
+    resumed = train(tiny_config(exp), trust_targets=True)
+    straight = train(tiny_config(tmp_path / "straight"), trust_targets=True)
+    assert_same_weights(straight, resumed)
+    assert log_records(exp / "tiny") == log_records(tmp_path / "straight" / "tiny")
 
 
 def test_nonfinite_loss_is_skipped_logged_and_counted(tmp_path):

@@ -1,0 +1,42 @@
+"""Validation stats: numbers are summed, lists concatenated (in batch order, then rank
+order: see test_ddp.py), and the default `validation_metrics` skips the lists."""
+
+import pytest
+from test_loop import log_records
+from tiny_model import LAST, ScoringTinyModel, TinyDataset, tiny_config
+
+from minispeech.core.model import SpeechModel
+from minispeech.training.loop import add_stats, train
+
+
+def test_numbers_are_summed_and_lists_concatenated():
+    totals: dict = {}
+    add_stats(totals, {"loss": 1.5, "count": 2, "scores": [0.1, 0.2]})
+    add_stats(totals, {"loss": 0.5, "count": 1, "scores": (0.3,)})
+    assert totals == {"loss": 2.0, "count": 3.0, "scores": [0.1, 0.2, 0.3]}
+
+
+def test_default_validation_metrics_skip_list_stats():
+    stats = {"loss": 6.0, "count": 3.0, "scores": [0.1, 0.9], "labels": [0, 1]}
+    assert SpeechModel({}).validation_metrics(stats) == {"val_loss": 2.0}
+
+
+def test_list_stats_reach_validation_metrics_in_batch_order(tmp_path):
+    cfg = tiny_config(tmp_path, exp_manager={"monitor": "val_mae"})
+    cfg["model"]["_target_"] = "tiny_model.ScoringTinyModel"
+    train(cfg, trust_targets=True)
+    model = LAST[0]
+    assert isinstance(model, ScoringTinyModel)
+    val_cfg = {**cfg["model"]["validation_ds"], "shuffle": False}
+    dataset = TinyDataset(8, 16, seed=2)
+    batches = model.build_sampler(val_cfg, dataset, 1, 0, seed=7)
+    expected = [dataset.ids[i] for batch in batches for i in batch]
+    assert model.val_lists["ids"] == expected and len(model.val_lists["errors"]) == 8
+    vals = [r for r in log_records(tmp_path / "tiny") if "val_loss" in r]
+    assert [r["step"] for r in vals] == [4, 8]
+    # the numbers are still summed: val_loss is the mean squared error of the errors
+    squares = [e * e for e in model.val_lists["errors"]]
+    assert vals[-1]["val_loss"] == pytest.approx(sum(squares) / 8, rel=1e-5)
+    assert vals[-1]["val_mae"] == pytest.approx(
+        sum(abs(e) for e in model.val_lists["errors"]) / 8
+    )
