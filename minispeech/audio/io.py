@@ -4,7 +4,8 @@
 PCM or float format to float32 (PCM maps to [-1, 1)), mixes down to mono by
 averaging channels, and resamples with the windowed-sinc `resample` when asked
 for another rate. `audio_info` reads the header only. `save_audio` writes WAV,
-FLAC or OGG (Vorbis/Opus) chosen by the file extension.
+FLAC or OGG (Vorbis/Opus) chosen by the file extension, through a temporary file
+that is renamed into place, so a failed write leaves an existing file as it was.
 
 Every failure raises `AudioError` naming the file and the problem, before any
 work is done on bad data: a missing file, bytes libsndfile cannot parse, no
@@ -28,6 +29,7 @@ import soundfile as sf
 import torch
 
 from minispeech.audio.resample import resample
+from minispeech.errors import MinispeechError
 
 # Extension -> (libsndfile container, default subtype). PCM_16 is the speech default.
 FORMATS = {
@@ -39,7 +41,7 @@ FORMATS = {
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 
 
-class AudioError(Exception):
+class AudioError(MinispeechError):
     """An audio file could not be read or written; the message names the file."""
 
 
@@ -174,15 +176,21 @@ def save_audio(
                 f"{path}: {n_out} samples outside [-1, 1] were clipped", stacklevel=2
             )
             samples = np.clip(samples, -1.0, 1.0)
+    # libsndfile truncates the target before it checks e.g. the Opus rate: write
+    # beside it and rename, so a failed save never destroys an existing file
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         sf.write(
-            str(path), samples, int(sample_rate), subtype=subtype, format=container
+            str(partial), samples, int(sample_rate), subtype=subtype, format=container
         )
+        os.replace(partial, path)
     except (sf.SoundFileError, ValueError, TypeError) as error:
         raise AudioError(
             f"{path}: cannot write {container}/{subtype} at {sample_rate} Hz "
             f"({_reason(error)})"
         ) from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _format_for(path: Path) -> tuple[str, str]:
@@ -232,6 +240,7 @@ def _existing_file(path) -> Path:
 
 
 def _reason(error: Exception) -> str:
-    """libsndfile's own words, without soundfile's 'Error opening ...' prefix."""
-    text = str(error)
+    """libsndfile's own words on one line, without soundfile's 'Error opening ...'
+    prefix."""
+    text = " ".join(str(error).split())
     return text.split(": ", 1)[-1] if text.startswith("Error opening") else text

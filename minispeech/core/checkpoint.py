@@ -14,23 +14,27 @@ Reading trusts nothing in the archive (the tarfile docs warn that `extractall` o
 untrusted input can write outside the target folder): absolute paths, `..`, links,
 devices and members that the config does not reference are refused with an error, never
 skipped; the weights are unpickled with `torch.load(weights_only=True)`, which refuses
-every global outside a small allow-list, so a pickle payload never runs. Writing goes to
-a temporary file in the same folder that is `os.replace`d over the final name, so a
-crash leaves either the old file or the new one, never half a file.
+every global outside a small allow-list, so a pickle payload never runs. Every error is
+one line that starts with the file's path. Writing goes to a temporary file in the same
+folder that is `os.replace`d over the final name (with the umask's mode, like any new
+file), so a crash leaves either the old file or the new one, never half a file.
 
 Differs from NeMo: NeMo's config names the class as `target:` and prefixes artifact
-names with a uuid; both are read here, but minispeech writes `_target_` and plain member
-names.
+names with a uuid, and older NeMo gzipped the tar; all are read here, but minispeech
+writes `_target_`, plain member names and an uncompressed tar.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import os
+import re
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,36 +42,42 @@ from typing import Any
 import torch
 import yaml
 
+from minispeech.core.config import ConfigError, load_yaml
+from minispeech.errors import MinispeechError
+
 CONFIG_NAME = "model_config.yaml"
 WEIGHTS_NAME = "model_weights.ckpt"
 ARTIFACT_PREFIX = "nemo:"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(MinispeechError, RuntimeError):
     """A model or training-state file that cannot be read or does not fit."""
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    config: (
-        dict  # model config; `nemo:` artifact references replaced by extracted paths
-    )
+    """What a model file holds; `config`'s `nemo:` references are extracted paths."""
+
+    config: dict  # the model config
     state_dict: dict  # parameter/buffer name -> tensor
     artifacts: dict  # member name -> Path of the extracted file or folder
-    workdir: (
-        Path | None
-    )  # folder holding the extracted artifacts (None if there are none)
+    workdir: Path | None  # folder of the extracted artifacts (None if none)
 
 
 # ---------------------------------------------------------------- writing
 
 
 def atomic_write(path: str | Path, write) -> Path:
-    """`write(file)` into a temporary file beside `path`, fsync, rename over `path`."""
+    """`write(file)` into a temporary file beside `path`, fsync, rename over `path`.
+    The file gets the mode of any new file (0o666 minus the umask), not mkstemp's 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as file:
             write(file)
             file.flush()
@@ -153,21 +163,31 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     try:
-        with tarfile.open(path, mode="r:") as tar:
+        with tarfile.open(path, mode=_tar_mode(path)) as tar:
             members = _safe_members(path, tar)
             config = _read_config(path, tar, members)
             refs = _artifact_refs(config)
             files = _check_members(path, members, set(refs.values()))
             state_dict = _read_weights(path, tar, members, map_location)
             workdir = _extract_artifacts(path, tar, files) if refs else None
-    except (tarfile.TarError, EOFError, OSError) as error:
+    except PermissionError as error:
+        raise CheckpointError(f"{path}: cannot read: {error.strerror}") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
         raise CheckpointError(
-            f"{path}: truncated or corrupt archive: {error}"
+            f"{path}: truncated or corrupt archive: {reason}"
         ) from None
     artifacts = {name: workdir / name for name in sorted(set(refs.values()))}
     for dotted, name in refs.items():
         _set_ref(config, dotted, str(artifacts[name]))
     return Checkpoint(config, state_dict, artifacts, workdir)
+
+
+def _tar_mode(path: Path) -> str:
+    """The tarfile mode: "r:gz" for gzip bytes (older NeMo wrote .tar.gz), else "r:".
+    Not "r:*": its error for a bad file lists every compression tried, one a line."""
+    with open(path, "rb") as file:
+        return "r:gz" if file.read(2) == b"\x1f\x8b" else "r:"
 
 
 def _member_name(path: Path, member: tarfile.TarInfo) -> str:
@@ -234,17 +254,25 @@ def _read_member(path: Path, tar: tarfile.TarFile, member: tarfile.TarInfo) -> b
 def _read_config(path: Path, tar: tarfile.TarFile, members: dict) -> dict:
     if CONFIG_NAME not in members:
         raise CheckpointError(f"{path}: missing member {CONFIG_NAME!r}")
-    text = _read_member(path, tar, members[CONFIG_NAME]).decode(
-        "utf-8", errors="replace"
-    )
+    data = _read_member(path, tar, members[CONFIG_NAME])
     try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+        config = load_yaml(data.decode("utf-8"), source=CONFIG_NAME)
+    except UnicodeDecodeError as error:
         raise CheckpointError(
-            f"{path}: {CONFIG_NAME} is not valid YAML: {error}"
+            f"{path}: {CONFIG_NAME} is not UTF-8 text (byte {error.start})"
         ) from None
+    except ConfigError as error:  # malformed, a python tag, or a duplicate key
+        raise CheckpointError(f"{path}: {error}") from None
     if not isinstance(config, dict):
-        raise CheckpointError(f"{path}: {CONFIG_NAME} must hold a mapping")
+        raise CheckpointError(
+            f"{path}: {CONFIG_NAME} must hold a mapping, got {type(config).__name__}"
+        )
+    target = config.get("_target_", "")
+    if not isinstance(target, str):
+        raise CheckpointError(
+            f"{path}: {CONFIG_NAME}: _target_ must be a dotted class name, "
+            f"got {target!r}"
+        )
     return config
 
 
@@ -263,19 +291,30 @@ def _read_weights(path: Path, tar, members: dict, map_location: Any) -> dict:
 
 
 def load_torch_file(file: Any, map_location: Any, name: str) -> Any:
-    """`torch.load(weights_only=True)`; every failure becomes a CheckpointError."""
+    """`torch.load(weights_only=True)`; every failure becomes a one-line
+    CheckpointError that names `name` and says what was found."""
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types for bad bytes
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        kind = (
-            "refused to unpickle"
-            if "Weights only load failed" in str(error)
-            else ("corrupt torch file")
-        )
-        raise CheckpointError(
-            f"{name}: {kind}: {type(error).__name__}: {first_line}"
-        ) from None
+        raise CheckpointError(f"{name}: {_torch_load_problem(error)}") from None
+
+
+def _torch_load_problem(error: Exception) -> str:
+    """torch's error in one line, without its advice to load with weights_only=False
+    (that would run whatever code the pickle holds)."""
+    text = str(error)
+    if "Weights only load failed" not in text:  # not a pickle refusal: bad bytes
+        first = " ".join(text.split(". ")[0].split()) or "the data ends early"
+        return f"corrupt torch file ({type(error).__name__}: {first})"
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    opcode = re.search(r"Unsupported operand (\d+)", text)
+    if found:
+        what = f"it refers to {found.group(1)}, which is not a tensor or plain data"
+    elif opcode:
+        what = f"unsupported pickle opcode {opcode.group(1)} (not a torch file?)"
+    else:
+        what = "it holds objects other than tensors and plain containers"
+    return f"refused to unpickle: {what}; minispeech will not load it"
 
 
 def _extract_artifacts(path: Path, tar: tarfile.TarFile, files: dict) -> Path:
@@ -303,6 +342,22 @@ def _set_ref(config: Any, dotted: str, value: str) -> None:
 # ---------------------------------------------------------------- restoring
 
 
+@contextlib.contextmanager
+def building_from(path: str | Path):
+    """Name the model file when its config does not build the model:
+    `with building_from(path): model = cls(checkpoint.config)` turns the TypeError
+    of `hidden: "abc"` into `m.nemo: model_config.yaml does not build the model:
+    TypeError: ...` (one line)."""
+    try:
+        yield
+    except (ConfigError, TypeError, ValueError, KeyError, AttributeError) as error:
+        text = f"missing key {error}" if isinstance(error, KeyError) else str(error)
+        reason = f"{type(error).__name__}: {' '.join(text.split())}"
+        raise CheckpointError(
+            f"{path}: {CONFIG_NAME} does not build the model: {reason}"
+        ) from None
+
+
 def load_state_dict_checked(
     module: torch.nn.Module, state_dict: dict, strict: bool = True, source: str = ""
 ) -> dict:
@@ -322,12 +377,17 @@ def load_state_dict_checked(
         ],
     }
     if strict and any(groups.values()):
-        lines = [f"{source}: state dict does not match {type(module).__name__}:"]
+        parts = []
         for group, keys in groups.items():
             if keys:
-                lines.append(f"  {group} keys ({len(keys)}): " + ", ".join(keys[:20]))
-                lines[-1] += " ..." if len(keys) > 20 else ""
-        raise CheckpointError("\n".join(lines))
+                more = " ..." if len(keys) > 20 else ""
+                parts.append(
+                    f"{group} keys ({len(keys)}): {', '.join(keys[:20])}{more}"
+                )
+        raise CheckpointError(
+            f"{source}: state dict does not match {type(module).__name__}: "
+            + "; ".join(parts)
+        )
     bad = set(groups["unexpected"]) | {s.split(":")[0] for s in groups["mis-shaped"]}
     module.load_state_dict(
         {k: v for k, v in state_dict.items() if k not in bad}, strict=False

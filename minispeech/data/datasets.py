@@ -5,8 +5,10 @@ audio read from ``audio_filepath`` (only the ``offset``/``duration`` segment whe
 row has an ``offset``; otherwise the whole file, since manifest durations are
 rounded), text turned into token ids by the tokenizer. Differs from NeMo: features
 are not computed here (the model's MelSpectrogram does that on the batch), and
-texts are tokenized once at construction, so an untokenizable transcript fails
-before training starts rather than in a worker halfway through an epoch.
+texts are tokenized and segments checked against their audio headers once at
+construction, so an untokenizable transcript or a segment past the end of its file
+fails before training starts, named ``manifest:line``, rather than in a worker halfway
+through an epoch.
 
 Everything here is plain data (rows, ints, a picklable tokenizer) and top-level
 functions, so DataLoader workers can pickle the dataset and the collate.
@@ -18,8 +20,13 @@ from pathlib import Path
 
 import torch
 
-from minispeech.audio.io import load_audio
-from minispeech.data.manifest import ManifestError, filter_by_duration, read_manifest
+from minispeech.audio.io import AudioError, audio_info, load_audio
+from minispeech.data.manifest import (
+    DURATION_TOLERANCE,
+    ManifestError,
+    filter_by_duration,
+    read_numbered_manifest,
+)
 
 __all__ = ["AudioTextDataset", "collate_audio_text"]
 
@@ -70,13 +77,20 @@ class AudioTextDataset(torch.utils.data.Dataset):
         required = ("audio_filepath", "duration") + text
         if isinstance(manifest, (str, os.PathLike)):
             self.source = str(manifest)
-            rows = read_manifest(manifest, required=required)
+            numbered = read_numbered_manifest(manifest, required=required)
+            rows = [row for _, row in numbered]
+            places = [f"{manifest}:{line}" for line, _ in numbered]
         else:
             self.source = "rows"
             rows = [dict(row) for row in manifest]
             _check_rows(rows, required)
+            places = [f"rows[{k}]" for k in range(len(rows))]
         name = Path(self.source).name
         self.rows = filter_by_duration(rows, min_duration, max_duration, name=name)
+        place_of = {id(row): place for row, place in zip(rows, places)}
+        # "manifest:line" (or "rows[k]") of each kept row, for error messages
+        self.places = [place_of[id(row)] for row in self.rows]
+        _check_segments(self.rows, self.places)
         self.tokenizer = tokenizer
         self.sample_rate = sample_rate
         self.tokens = self._tokenize_all()
@@ -88,14 +102,14 @@ class AudioTextDataset(torch.utils.data.Dataset):
         if self.tokenizer is None:
             return [[] for _ in self.rows]
         tokens, problems = [], []
-        for k, row in enumerate(self.rows):
+        for k, (row, place) in enumerate(zip(self.rows, self.places)):
             try:
                 tokens.append(self.tokenizer.encode(row["text"]))
             except (ValueError, KeyError, TypeError) as err:
-                where = f"{self.source}: utterance {k} ({_utterance_id(row)})"
-                problems.append(f"{where}: {err}")
+                utterance = f"utterance {k} ({_utterance_id(row)})"
+                problems.append(f"{place}: text: {utterance}: {err}")
         if problems:
-            raise ValueError("cannot tokenize transcripts:\n" + "\n".join(problems))
+            raise ManifestError(problems)
         return tokens
 
     @property
@@ -111,7 +125,7 @@ class AudioTextDataset(torch.utils.data.Dataset):
         if self.cache is not None and index in self.cache:
             audio = self.cache[index]
         else:
-            audio = self._load(row)  # (S,)
+            audio = self._load(index)  # (S,)
             if self.cache is not None:
                 self.cache[index] = audio
         if self.augmentor is not None:
@@ -123,15 +137,46 @@ class AudioTextDataset(torch.utils.data.Dataset):
             "text": row.get("text", ""),
         }
 
-    def _load(self, row: dict) -> torch.Tensor:
-        segment = "offset" in row
-        audio, _ = load_audio(
-            row["audio_filepath"],
-            sample_rate=self.sample_rate,
-            offset=row["offset"] if segment else 0.0,
-            duration=row["duration"] if segment else None,
-        )
+    def _load(self, index: int) -> torch.Tensor:
+        row, segment = self.rows[index], "offset" in self.rows[index]
+        try:
+            audio, _ = load_audio(
+                row["audio_filepath"],
+                sample_rate=self.sample_rate,
+                offset=row["offset"] if segment else 0.0,
+                duration=row["duration"] if segment else None,
+            )
+        except AudioError as err:  # e.g. the file changed since construction
+            raise AudioError(f"{self.places[index]}: {err}") from None
         return audio  # (S,)
+
+
+def _check_segments(rows: list[dict], places: list[str]) -> None:
+    """A segment (a row with an ``offset``) must lie inside its audio file: a
+    segment past the end would load less audio than its transcript says."""
+    lengths, problems = {}, []  # audio path -> seconds (header read once per file)
+    for row, place in zip(rows, places):
+        if "offset" not in row:
+            continue
+        path, offset, duration = row["audio_filepath"], row["offset"], row["duration"]
+        try:
+            if path not in lengths:
+                lengths[path] = audio_info(path).duration
+        except AudioError as err:
+            problems.append(f"{place}: audio_filepath: {err}")
+            continue
+        if offset >= lengths[path]:
+            problems.append(
+                f"{place}: offset: {offset} s is past the end of {path} "
+                f"({lengths[path]:.3f} s)"
+            )
+        elif offset + duration > lengths[path] + DURATION_TOLERANCE:
+            problems.append(
+                f"{place}: duration: segment {offset} + {duration} s ends after "
+                f"{path} ({lengths[path]:.3f} s)"
+            )
+    if problems:
+        raise ManifestError(problems)
 
 
 def collate_audio_text(items: Sequence[dict]) -> dict:

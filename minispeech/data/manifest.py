@@ -12,8 +12,9 @@ broken manifest is fixed in one pass instead of one crash per run. Checked:
 invalid JSON, duplicate keys, a line that is not an object, missing or null required
 fields, wrong types, empty path or text, non-positive or non-finite duration,
 negative or non-finite offset, a missing audio file, a path that is not a file, and
-duplicate entries. Blank lines are skipped (they keep their line numbers); a
-manifest with no entries at all is an error.
+duplicate entries or ``id``s. Blank lines are skipped (they keep their line numbers); a
+manifest with no entries at all is an error. A UTF-8 byte-order mark and CRLF line
+ends (Windows editors) are accepted.
 """
 
 import json
@@ -24,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minispeech.audio.io import AudioError, audio_info
+from minispeech.errors import MinispeechError
 
 __all__ = [
     "ManifestError",
     "read_manifest",
+    "read_numbered_manifest",
     "write_manifest",
     "filter_by_duration",
     "check_manifest",
@@ -37,14 +40,18 @@ __all__ = [
 DURATION_TOLERANCE = 0.01  # seconds: manifest vs audio header (10 ms)
 
 
-class ManifestError(ValueError):
+class ManifestError(MinispeechError, ValueError):
     """A manifest is unusable; ``problems`` holds one ``path:line: field: problem``
-    string per problem and the message lists them all."""
+    string per problem. One problem is the whole (one-line) message; several are
+    listed one a line under ``N problems in manifest:``."""
 
     def __init__(self, problems: Sequence[str]):
         self.problems = list(problems)
-        count = f"{len(self.problems)} problem" + ("s" * (len(self.problems) != 1))
-        super().__init__(f"{count} in manifest:\n" + "\n".join(self.problems))
+        if len(self.problems) == 1:
+            super().__init__(self.problems[0])
+            return
+        count = f"{len(self.problems)} problems in manifest:"
+        super().__init__("\n".join([count, *self.problems]))
 
 
 # Known fields: (accepted types, human name); bool is refused even where int is
@@ -118,23 +125,36 @@ def _audio_problems(row: dict, check_audio: bool, exists: dict) -> list[tuple]:
 
 
 def _duplicate(row: dict, number: int, seen: dict) -> list[tuple[str, str]]:
-    """The same (file, offset, duration) appeared on an earlier line."""
+    """The same (file, offset, duration), or the same ``id``, on an earlier line."""
     key = (row["audio_filepath"], row.get("offset", 0), row["duration"])
     first = seen.setdefault(key, number)
-    return [("audio_filepath", f"duplicate of line {first}")] if first != number else []
+    if first != number:
+        return [("audio_filepath", f"duplicate of line {first}")]
+    if "id" in row:  # utterance ids name outputs: two alike would overwrite
+        utt = json.dumps(row["id"])
+        first = seen.setdefault(("id", utt), number)
+        if first != number:
+            return [("id", f"{utt} is also the id on line {first}")]
+    return []
 
 
-def _parse_manifest(
-    path: str | os.PathLike, required: Sequence[str], check_audio: bool
+def read_numbered_manifest(
+    path: str | os.PathLike,
+    required: Sequence[str] = ("audio_filepath", "duration"),
+    check_audio: bool = True,
 ) -> list[tuple[int, dict]]:
-    """Validate every line; return (line number, row with absolute path) pairs."""
+    """``read_manifest``, with each row's line number: [(line, row), ...], so a later
+    problem with a row (an untokenizable text, a segment past the end of its audio)
+    can be reported as ``path:line``."""
     path = Path(path)
+    if path.is_dir():
+        raise ManifestError([f"{path}: is a folder, not a manifest file"])
     if not path.is_file():
         raise ManifestError([f"{path}: manifest file not found"])
     folder = path.absolute().parent
     problems, rows, seen, exists = [], [], {}, {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # BOM, CRLF ok
     except UnicodeDecodeError as err:
         raise ManifestError([f"{path}: not UTF-8 text (byte {err.start})"]) from None
     for number, line in enumerate(lines, start=1):
@@ -180,7 +200,7 @@ def read_manifest(
     ``audio_filepath`` comes back absolute (relative ones are resolved against the
     manifest's folder). Raises ``ManifestError`` listing every problem found.
     """
-    return [row for _, row in _parse_manifest(path, required, check_audio)]
+    return [row for _, row in read_numbered_manifest(path, required, check_audio)]
 
 
 def write_manifest(
@@ -191,7 +211,8 @@ def write_manifest(
     """Write rows as JSONL (UTF-8, one object per line), atomically.
 
     With ``relative_to`` (usually the manifest's own folder) audio paths are written
-    relative to that folder, so ``read_manifest`` resolves them back.
+    relative to that folder, so ``read_manifest`` resolves them back. A row that is not
+    strict JSON (NaN, a tensor, ...) is refused before anything is written.
     """
     path = Path(path)
     lines = []
@@ -202,11 +223,20 @@ def write_manifest(
             audio = os.path.abspath(row["audio_filepath"])
             relative = Path(os.path.relpath(audio, os.path.abspath(relative_to)))
             row = {**row, "audio_filepath": relative.as_posix()}
-        lines.append(json.dumps(row, ensure_ascii=False))
+        try:
+            lines.append(json.dumps(row, ensure_ascii=False, allow_nan=False))
+        except (TypeError, ValueError) as err:
+            raise ManifestError(
+                [f"{path}: row {k}: not writable as JSON: {err}"]
+            ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(partial, path)  # readers never see a half-written manifest
+    try:
+        partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        os.replace(partial, path)  # readers never see a half-written manifest
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a full disk leaves no half file behind
+        raise
     return path
 
 
@@ -297,7 +327,7 @@ def _header_problem(row: dict) -> str | None:
 def check_manifest(path: str | os.PathLike) -> ManifestReport:
     """Validate ``path`` (``ManifestError`` on invalid lines) and compare every
     duration with its audio header; mismatches over 10 ms are listed as problems."""
-    numbered = _parse_manifest(path, ("audio_filepath", "duration"), True)
+    numbered = read_numbered_manifest(path)
     problems = []
     for number, row in numbered:
         problem = _header_problem(row)

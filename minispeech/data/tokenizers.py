@@ -95,10 +95,14 @@ class CharTokenizer:
         path = Path(directory) / "vocab.txt"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no vocab.txt for a CharTokenizer")
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = path.read_text(encoding="utf-8-sig").split("\n")  # a BOM is no token
         if lines and lines[-1] == "":
             lines.pop()  # the final newline
-        return cls(" " if line == SPACE else line for line in lines)
+        lines = [line.removesuffix("\r") for line in lines]  # CRLF from an editor
+        try:
+            return cls(" " if line == SPACE else line for line in lines)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
 
 class SentencePieceTokenizer:
@@ -202,7 +206,11 @@ class SentencePieceTokenizer:
         path = Path(directory) / "tokenizer.model"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no tokenizer.model in {directory}")
-        return cls(path.read_bytes())
+        try:
+            return cls(path.read_bytes())
+        except RuntimeError as err:  # sentencepiece: "Internal: ... ParseFromArray"
+            message = " ".join(str(err).split())
+            raise ValueError(f"{path}: not a SentencePiece model ({message})") from None
 
     def __getstate__(self) -> dict:
         return {"model_proto": self.model_proto}  # the C++ processor does not pickle

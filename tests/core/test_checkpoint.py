@@ -253,7 +253,7 @@ def test_python_tag_in_model_config_is_refused(tmp_path):
     )
     path = write_tar(tmp_path / "tag.nemo", members)
     with pytest.raises(
-        CheckpointError, match=f"{path}: model_config.yaml is not valid YAML"
+        CheckpointError, match=f"{path}: model_config.yaml:1: malformed YAML"
     ):
         read_checkpoint(path)
 
