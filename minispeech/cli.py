@@ -4,45 +4,52 @@
     minispeech inspect MODEL_FILE
     minispeech manifest check MANIFEST
     minispeech corpus build [--out DIR] [--seed N] [--jobs N]
-    minispeech evaluate MODEL MANIFEST [--out HYPS.jsonl]
+    minispeech evaluate MODEL MANIFEST [key=value ...] [--batch-size N] [--out HYPS]
     minispeech transcribe MODEL AUDIO... [--manifest M] [--timestamps]
     minispeech lm MANIFEST... --out LM.arpa [--order 3]
 
 Verbs live in `VERBS` as "module:function" strings and are imported only when used, so
 `minispeech --help` answers at once without importing torch. A task adds its verb with
 one line here; its function takes the remaining arguments and returns an exit code.
-Errors from minispeech itself (a bad config, a refused model file) print one clear line
-instead of a traceback.
+
+`evaluate` works for every model: it scores MANIFEST with the model's own validation
+protocol (`evaluation_dataset`, `validation_step`, `validation_metrics`, through the
+training loop's `compute_validation_loss`), after applying `key=value` overrides to the
+model's config (`decoding.strategy=beam decoding.beam_size=8`).
+
+Errors: a `MinispeechError` (bad input: a config key, a manifest line, a model file)
+and a bad command line print one line, `minispeech <verb>: <message>`, on stderr and
+exit with 2; outputs are written only once everything has worked. Any other exception
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import importlib
 import sys
+import time
+
+from minispeech.command_line import (
+    ArgumentParser,
+    CommandError,
+    check_output,
+    load_model,
+    positive_int,
+    summary,
+    validate,
+)
+from minispeech.errors import MinispeechError
 
 # verb -> ("module:function", one-line help); imported lazily
 VERBS = {
     "train": ("minispeech.cli:train_verb", "train a model from a YAML config"),
-    "inspect": (
-        "minispeech.cli:inspect_verb",
-        "show a model file's config, size and artifacts",
-    ),
-    "manifest": (
-        "minispeech.cli:manifest_verb",
-        "check a JSONL manifest against its audio",
-    ),
+    "inspect": ("minispeech.cli:inspect_verb", "show a model file's config and size"),
+    "manifest": ("minispeech.cli:manifest_verb", "check a manifest against its audio"),
     "corpus": ("minispeech.cli:corpus_verb", "build the bundled tinyspeech corpus"),
-    "evaluate": (
-        "minispeech.asr.commands:evaluate_verb",
-        "WER/CER of an ASR model on a manifest",
-    ),
+    "evaluate": ("minispeech.cli:evaluate_verb", "a model's metrics on a manifest"),
     "transcribe": ("minispeech.asr.commands:transcribe_verb", "transcribe audio files"),
-    "lm": (
-        "minispeech.asr.commands:lm_verb",
-        "train a word n-gram LM on manifest text",
-    ),
+    "lm": ("minispeech.asr.commands:lm_verb", "train a word n-gram LM on manifests"),
 }
 
 
@@ -56,7 +63,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one verb; returns the exit code (0 on success)."""
+    """Run one verb; returns the exit code (0 on success, 2 on bad input)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
@@ -65,23 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     if verb not in VERBS:
         near = difflib.get_close_matches(verb, list(VERBS), n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        print(f"minispeech: unknown verb {verb!r}{hint}\n\n{usage()}", file=sys.stderr)
+        verbs = ", ".join(VERBS)
+        message = f"unknown verb {verb!r}{hint}; verbs: {verbs} (see minispeech --help)"
+        print(f"minispeech: {message}", file=sys.stderr)
         return 2
     module_name, function_name = VERBS[verb][0].split(":")
     function = getattr(importlib.import_module(module_name), function_name)
     try:
         return int(function(rest) or 0)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2)
-        return exit_.code if isinstance(exit_.code, int) else 1
-    except (ValueError, RuntimeError, OSError) as error:
-        if not type(error).__module__.startswith("minispeech"):
-            raise
-        print(f"minispeech {verb}: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        if isinstance(exit_.code, int):
+            return exit_.code
+        print(f"minispeech {verb}: {exit_.code}", file=sys.stderr)
+        return 2
+    except MinispeechError as error:
+        print(f"minispeech {verb}: {error}", file=sys.stderr)
+        return 2
 
 
 def train_verb(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="minispeech train",
         description="Train the model of a YAML config (sections model, trainer, "
         "exp_manager). Multi-GPU: torchrun --nproc_per_node=N -m minispeech train ...",
@@ -90,7 +100,7 @@ def train_verb(argv: list[str]) -> int:
     parser.add_argument(
         "overrides",
         nargs="*",
-        help="key=value (e.g. trainer.max_steps=100)" " or +new.key=value",
+        help="key=value (e.g. trainer.max_steps=100) or +new.key=value",
     )
     parser.add_argument(
         "--trust-targets",
@@ -98,18 +108,18 @@ def train_verb(argv: list[str]) -> int:
         help="allow a model _target_ outside the minispeech package",
     )
     args = parser.parse_intermixed_args(argv)
-    from minispeech.core.config import load_config
+    from minispeech.core.config import config_errors, load_config
     from minispeech.training.loop import train
 
-    path = train(
-        load_config(args.config, args.overrides), trust_targets=args.trust_targets
-    )
+    cfg = load_config(args.config, args.overrides)
+    with config_errors(args.config):  # a bad value names the file it came from
+        path = train(cfg, trust_targets=args.trust_targets)
     print(f"model file: {path}")
     return 0
 
 
 def inspect_verb(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="minispeech inspect",
         description="Read a model file (.nemo layout; NeMo's own files too) without "
         "building the model: print its class, config, parameter count and artifacts.",
@@ -155,7 +165,7 @@ def _short(value, width: int = 70) -> str:
 
 
 def manifest_verb(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="minispeech manifest", description="Work with JSONL manifests."
     )
     sub = parser.add_subparsers(dest="action", required=True)
@@ -176,16 +186,65 @@ def manifest_verb(argv: list[str]) -> int:
 def corpus_verb(argv: list[str]) -> int:
     """`corpus build` (`python -m minispeech.data.corpus`; `--out` defaults to
     data/tinyspeech) and the derived sets a task owns (`corpus noisy`)."""
-    if argv[:1] == ["noisy"]:
+    action = argv[0] if argv else None
+    if action == "noisy":
         from minispeech.enhancement.commands import noisy_verb
 
         return noisy_verb(argv[1:])
-    if (
-        argv[:1] == ["build"]
-        and "--out" not in argv
-        and not {"-h", "--help"} & set(argv)
-    ):
+    if action not in ("build", "-h", "--help"):
+        what = f"unknown action {action!r}" if action else "no action given"
+        raise CommandError(f"{what}; use build or noisy (see minispeech --help)")
+    if action == "build" and "--out" not in argv and not {"-h", "--help"} & set(argv):
         argv = [*argv, "--out", "data/tinyspeech"]
     from minispeech.data.corpus import main as corpus_main
 
     return corpus_main(argv)
+
+
+def evaluate_verb(argv: list[str]) -> int:
+    """Score MODEL on MANIFEST with the model's own validation protocol."""
+    from minispeech.asr.commands import (
+        add_decoding_args,
+        decoding_overrides,
+        write_hypotheses,
+    )
+
+    parser = ArgumentParser(
+        prog="minispeech evaluate",
+        description="Score a model file (minispeech or NeMo .nemo) on a manifest with "
+        "the model's validation protocol and print its metrics (val_loss, val_wer, "
+        "val_cer for ASR). Segments (offset/duration lines) are scored as segments.",
+    )
+    parser.add_argument("model", help="model file (.nemo)")
+    parser.add_argument("manifest", help="JSONL manifest (for ASR: audio and text)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="model config key=value, e.g. decoding.strategy=beam "
+        "decoding.beam_size=8 decoding.lm_path=lm.arpa",
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--trust-targets",
+        action="store_true",
+        help="allow a model class outside the minispeech package",
+    )
+    parser.add_argument("--out", help="ASR: write hypotheses here (JSONL, pred_text)")
+    add_decoding_args(parser)
+    args = parser.parse_intermixed_args(argv)
+    if args.out:
+        check_output(args.out)
+    overrides = [*decoding_overrides(args), *args.overrides]
+    model = load_model(args.model, args.device, overrides, args.trust_targets)
+    dataset = model.evaluation_dataset(args.manifest)
+    start = time.perf_counter()
+    metrics, loader = validate(model, dataset, args.batch_size)
+    seconds = time.perf_counter() - start
+    print(summary(args.manifest, dataset, seconds))
+    for name, value in metrics.items():
+        print(f"  {name:<12} {value:.4f}")
+    if args.out:
+        path = write_hypotheses(model, loader, dataset, args.out)
+        print(f"hypotheses written to {path}")
+    return 0

@@ -32,6 +32,10 @@ def test_help_lists_every_verb(capsys):
         ["manifest", "check", "--help"],
         ["corpus", "--help"],
         ["corpus", "build", "--help"],
+        ["corpus", "noisy", "--help"],
+        ["evaluate", "--help"],
+        ["transcribe", "--help"],
+        ["lm", "--help"],
     ],
 )
 def test_every_verb_has_help(argv, capsys):
@@ -80,19 +84,28 @@ def test_train_runs_a_config_with_overrides(tmp_path, capsys):
 
 def test_train_errors_are_one_clear_line(tmp_path, capsys):
     config = write_yaml(tmp_path / "tiny.yaml", tiny_config(tmp_path / "exp"))
-    assert main(["train", str(config), "trainer.max_stesp=3"]) == 1
+    assert main(["train", str(config), "trainer.max_stesp=3"]) == 2
     err = capsys.readouterr().err
-    assert (
-        "ConfigError" in err
-        and "trainer.max_stesp" in err
-        and "trainer.max_steps" in err
-    )
-    assert main(["train", str(config)]) == 1
+    assert err.startswith("minispeech train: ") and err.count("\n") == 1
+    assert "trainer.max_stesp" in err and "trainer.max_steps" in err
+    assert main(["train", str(config)]) == 2
     assert "outside the minispeech package" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [1,\n")
-    assert main(["train", str(bad)]) == 1
+    assert main(["train", str(bad)]) == 2
     assert f"{bad}:" in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    """Only minispeech's own errors become one line; anything else propagates."""
+    import minispeech.core.checkpoint as checkpoint
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(checkpoint, "read_checkpoint", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["inspect", "whatever.nemo"])
 
 
 def test_inspect_a_model_file(tmp_path, capsys):
@@ -131,8 +144,8 @@ def test_inspect_a_nemo_file(nemo_ref, capsys):
 def test_inspect_refuses_an_unsafe_file(tmp_path, capsys):
     path = tmp_path / "bad.nemo"
     path.write_bytes(b"not a tar" * 100)
-    assert main(["inspect", str(path)]) == 1
-    assert f"CheckpointError: {path}" in capsys.readouterr().err
+    assert main(["inspect", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"minispeech inspect: {path}")
 
 
 def test_manifest_check(tmp_path, capsys):

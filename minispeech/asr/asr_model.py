@@ -20,9 +20,17 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from minispeech.asr.config_sections import (
+    ASR_KEYS,
+    DATASET_KEYS,
+    TOKENIZER_KEYS,
+    WARP_LAYOUT,
+    check_sections,
+    get_section,
+)
 from minispeech.audio import AudioAugmentor, MelSpectrogram, SpecAugment, load_audio
 from minispeech.audio.freq_warp import FrequencyWarp
-from minispeech.core.config import ConfigError, instantiate
+from minispeech.core.config import ConfigError, check_keys, locate
 from minispeech.core.model import SpeechModel
 from minispeech.data import (
     AudioTextDataset,
@@ -31,37 +39,7 @@ from minispeech.data import (
     collate_audio_text,
     load_tokenizer,
 )
-from minispeech.metrics.wer import word_errors
-
-# keys of the `model:` section every ASR model understands (subclasses add their own)
-ASR_KEYS = {
-    "_target_",
-    "sample_rate",
-    "labels",
-    "tokenizer",
-    "preprocessor",
-    "spec_augment",
-    "freq_warp",
-    "encoder",
-    "train_ds",
-    "validation_ds",
-    "test_ds",
-    "optim",
-}
-# keys of a train_ds / validation_ds / test_ds section (the loop reads the sampler ones)
-DATASET_KEYS = {
-    "manifest_filepath",
-    "batch_size",
-    "max_seconds",
-    "shuffle",
-    "drop_last",
-    "num_buckets",
-    "num_workers",
-    "min_duration",
-    "max_duration",
-    "cache_audio",
-    "augmentor",
-}
+from minispeech.metrics.wer import char_errors, word_errors
 
 
 class ASRModel(SpeechModel):
@@ -71,42 +49,56 @@ class ASRModel(SpeechModel):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        unknown = set(self.cfg) - ASR_KEYS - set(self.extra_keys)
-        if unknown:
-            valid = ", ".join(sorted(ASR_KEYS | set(self.extra_keys)))
-            raise ConfigError(
-                f"{type(self).__name__}: unknown model keys {sorted(unknown)}; "
-                f"valid: {valid}"
-            )
+        self.check_config()
         self.tokenizer = self._build_tokenizer()
-        pre_cfg = {
-            k: v
-            for k, v in (self.cfg.get("preprocessor") or {}).items()
-            if k != "_target_"
-        }
+        pre_cfg = self.section("preprocessor")
         pre_cfg.setdefault("sample_rate", self.cfg.get("sample_rate", 16000))
         self.preprocessor = MelSpectrogram(**pre_cfg)
         self.sample_rate = int(pre_cfg["sample_rate"])
-        aug_cfg = {
-            k: v
-            for k, v in (self.cfg.get("spec_augment") or {}).items()
-            if k != "_target_"
-        }
+        aug_cfg = self.section("spec_augment")
         self.spec_augment = SpecAugment(**aug_cfg) if aug_cfg else None
-        warp_cfg = self.cfg.get("freq_warp")
         self.freq_warp = None
-        if warp_cfg:  # VTLP: the mel layout comes from the preprocessor
-            layout = {
-                k: pre_cfg[k]
-                for k in ("features", "lowfreq", "highfreq")
-                if k in pre_cfg
-            }
-            self.freq_warp = FrequencyWarp(self.sample_rate, **layout, **warp_cfg)
-        if "encoder" not in self.cfg:
-            raise ConfigError(
-                f"{type(self).__name__}: the model config needs an encoder section"
+        if self.cfg.get("freq_warp"):  # VTLP, in the preprocessor's mel layout
+            layout = {k: pre_cfg[k] for k in WARP_LAYOUT[1:] if k in pre_cfg}
+            self.freq_warp = FrequencyWarp(
+                self.sample_rate, **layout, **self.section("freq_warp")
             )
-        self.encoder = instantiate(self.cfg["encoder"])
+        self.encoder = locate(self.cfg["encoder"]["_target_"])(
+            **self.section("encoder")
+        )
+
+    # ------------------------------------------------------------ config sections
+    def config_sections(self) -> dict:
+        """Section -> (class or key names, fixed arguments, required keys): what
+        `check_config` checks. A subclass adds its own sections."""
+        sections = {
+            "tokenizer": (TOKENIZER_KEYS, (), ("dir",)),
+            "preprocessor": (MelSpectrogram, (), ()),
+            "spec_augment": (SpecAugment, (), ()),
+            "freq_warp": (FrequencyWarp, WARP_LAYOUT, ()),
+            "encoder": (locate(self.cfg["encoder"]["_target_"]), (), ()),
+        }
+        for name in ("train_ds", "validation_ds", "test_ds"):
+            sections[name] = (DATASET_KEYS, (), ())
+            sections[f"{name}.augmentor"] = (AudioAugmentor, (), ())
+        return sections
+
+    def check_config(self) -> None:
+        """Check the keys of every section before anything is built (all sections
+        that do not fit are reported together: `config_sections.check_sections`)."""
+        name = type(self).__name__
+        encoder = self.cfg.get("encoder")
+        if not isinstance(encoder, dict) or "_target_" not in encoder:
+            raise ConfigError(
+                f"model.encoder: {name} needs an encoder section with a _target_ "
+                "(e.g. minispeech.nn.ConformerEncoder)"
+            )
+        keys = ASR_KEYS | set(self.extra_keys)
+        check_sections(name, self.cfg, keys, self.config_sections())
+
+    def section(self, dotted: str) -> dict:
+        """A checked config section's values (a copy; {} when absent)."""
+        return dict(get_section(self.cfg, dotted))
 
     def _build_tokenizer(self):
         """`labels: [...]` -> CharTokenizer;
@@ -127,12 +119,7 @@ class ASRModel(SpeechModel):
         """`tokenizer: {dir, type: bpe|unigram, vocab_size, train_manifest}`: when `dir`
         holds no tokenizer yet, train a SentencePiece model there from the manifest's
         texts (deterministic), so a recipe needs no separate tokenizer step."""
-        valid = {"dir", "type", "vocab_size", "train_manifest"}
-        if set(tok_cfg) - valid or "dir" not in tok_cfg:
-            raise ConfigError(
-                f"model.tokenizer: keys {sorted(tok_cfg)}; valid: {sorted(valid)} "
-                "(dir required)"
-            )
+        # its keys were checked by check_config (TOKENIZER_KEYS, dir required)
         tok_dir = Path(str(tok_cfg["dir"]))
         if str(tok_cfg["dir"]).startswith("nemo:") or any(
             (tok_dir / name).is_file() for name in ("tokenizer.model", "vocab.txt")
@@ -193,14 +180,12 @@ class ASRModel(SpeechModel):
     def build_dataset(self, ds_cfg: dict) -> AudioTextDataset:
         """An AudioTextDataset for one `train_ds` / `validation_ds` / `test_ds`
         section."""
-        if "manifest_filepath" not in ds_cfg:
-            raise ConfigError("a dataset section needs manifest_filepath")
-        unknown = set(ds_cfg) - DATASET_KEYS
-        if unknown:
-            raise ConfigError(
-                f"dataset section: unknown keys {sorted(unknown)}; "
-                f"valid: {', '.join(sorted(DATASET_KEYS))}"
-            )
+        check_keys(
+            "dataset section",
+            ds_cfg,
+            sorted(DATASET_KEYS),
+            required=("manifest_filepath",),
+        )
         return AudioTextDataset(
             ds_cfg["manifest_filepath"],
             tokenizer=self.tokenizer,
@@ -229,9 +214,7 @@ class ASRModel(SpeechModel):
         loss = self.training_step(batch)["loss"]
         hyps = self.decode(batch["audio"], batch["audio_lens"])
         words = word_errors(batch["texts"], hyps)
-        chars = word_errors(
-            [" ".join(t) for t in batch["texts"]], [" ".join(h) for h in hyps]
-        )
+        chars = char_errors(batch["texts"], hyps)  # spaces count, as metrics.cer
         n = len(hyps)
         return {
             "loss_sum": float(loss) * n,
@@ -243,7 +226,8 @@ class ASRModel(SpeechModel):
         }
 
     def validation_metrics(self, stats: dict) -> dict:
-        """val_loss (mean over utterances), val_wer and val_cer (corpus level)."""
+        """val_loss (mean over utterances), val_wer and val_cer (corpus level: the
+        same numbers as metrics.wer and metrics.cer on the same hypotheses)."""
         return {
             "val_loss": stats["loss_sum"] / max(stats["count"], 1),
             "val_wer": stats["word_errors"] / max(stats["words"], 1),

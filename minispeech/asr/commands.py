@@ -1,144 +1,169 @@
-"""ASR verbs of the `minispeech` command: evaluate a model on a manifest,
-transcribe files.
+"""ASR verbs of the `minispeech` command, and the ASR part of `evaluate`.
 
-    minispeech evaluate MODEL MANIFEST [--out hyps.jsonl] [--batch-size N]
     minispeech transcribe MODEL AUDIO... [--manifest M] [--timestamps] [--batch-size N]
     minispeech lm MANIFEST... --out lm.arpa [--order 3]
+    minispeech evaluate MODEL MANIFEST [--beam N --lm lm.arpa] [--out hyps.jsonl]
 
-evaluate and transcribe decode greedily, or with `--beam N` by CTC prefix beam search,
-optionally fused with a word n-gram LM (`--lm lm.arpa --lm-alpha 0.5 --lm-beta 1.0`).
+Decoding is greedy, or with `--beam N` beam search (CTC: prefix beam search, which
+`--lm lm.arpa --lm-alpha 0.5 --lm-beta 1.0` fuses with a word n-gram LM). These options
+are aliases of the model config overrides `decoding.strategy=beam
+decoding.beam_size=N decoding.lm_path=... decoding.lm_alpha=... decoding.lm_beta=...`,
+so the model's own key check answers a model that cannot use them.
 
-MODEL is a model file written by minispeech (`save_to`, the end of
-`minispeech train`) or
-a NeMo `.nemo` file, which is imported (`minispeech.import_nemo`).
+MODEL is a model file written by minispeech (`save_to`, the end of `minispeech train`)
+or a NeMo `.nemo` file, which is imported (`minispeech.import_nemo`). A manifest line
+with `offset` and `duration` is a segment of a longer recording: only the segment is
+decoded (and scored), and a segment outside its file is an error naming `path:line`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
+import os
 from pathlib import Path
 
-
-def load_asr_model(path: str, device: str = "cpu"):
-    """A minispeech model file, or a NeMo .nemo file through the importer."""
-    from minispeech.nemo import load_model
-
-    return load_model(path, map_location=device)
+from minispeech.command_line import (
+    ArgumentParser,
+    CommandError,
+    check_output,
+    load_model,
+    positive_int,
+)
 
 
 def add_decoding_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--beam", type=int, default=0, help="CTC prefix beam width (0: greedy)"
+        "--beam",
+        type=positive_int,
+        help="beam size (decoding.beam_size); greedy without",
     )
     parser.add_argument(
-        "--lm", help="word n-gram LM (ARPA, from `minispeech lm`) for the beam"
+        "--lm", help="word n-gram LM (ARPA, from `minispeech lm`) fused into a CTC beam"
     )
-    parser.add_argument("--lm-alpha", type=float, default=0.5, help="LM weight")
+    parser.add_argument("--lm-alpha", type=float, help="LM weight (default 0.5)")
     parser.add_argument(
-        "--lm-beta", type=float, default=1.0, help="word insertion bonus"
+        "--lm-beta", type=float, help="word insertion bonus (default 1.0)"
     )
 
 
-def set_decoding(model, args) -> None:
-    """Switch a CTC model to beam search (+ LM) when the command line asks for it."""
-    if args.beam <= 0 and not args.lm:
-        return
-    if not hasattr(model, "decoding"):
-        raise SystemExit(f"--beam/--lm need a CTC model, not a {type(model).__name__}")
-    model.decoding.update(
-        strategy="beam",
-        beam_width=max(args.beam, 1),
-        lm_path=args.lm,
-        lm_alpha=args.lm_alpha,
-        lm_beta=args.lm_beta,
-    )
+def decoding_overrides(args: argparse.Namespace) -> list[str]:
+    """--beam/--lm/--lm-alpha/--lm-beta as the model config overrides they stand for."""
+    overrides = []
+    if args.beam or args.lm:
+        overrides.append("decoding.strategy=beam")
+    if args.beam:
+        overrides.append(f"decoding.beam_size={args.beam}")
+    if args.lm:
+        if not Path(args.lm).is_file():
+            raise CommandError(f"--lm {args.lm}: no such file")
+        overrides.append(f"decoding.lm_path={json.dumps(str(args.lm))}")
+    for name in ("lm_alpha", "lm_beta"):
+        if getattr(args, name) is not None:
+            overrides.append(f"decoding.{name}={getattr(args, name)}")
+    return overrides
 
 
-def evaluate_verb(argv: list[str]) -> int:
-    from minispeech.data.manifest import read_manifest, write_manifest
-    from minispeech.metrics.wer import cer, wer
+def load_asr_model(path: str, device: str, overrides=()):
+    """A model file that must hold an ASR model (CTC or transducer)."""
+    from minispeech.asr.asr_model import ASRModel
 
-    parser = argparse.ArgumentParser(
-        prog="minispeech evaluate", description="WER and CER of a model on a manifest."
-    )
-    parser.add_argument("model", help="model file (.nemo)")
-    parser.add_argument("manifest", help="JSONL manifest with audio_filepath and text")
-    parser.add_argument(
-        "--out", help="write hypotheses here as JSONL (pred_text field)"
-    )
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="cpu")
-    add_decoding_args(parser)
-    args = parser.parse_args(argv)
-    rows = read_manifest(args.manifest, required=("audio_filepath", "duration", "text"))
-    model = load_asr_model(args.model, args.device)
-    set_decoding(model, args)
-    start = time.perf_counter()
-    hyps = model.transcribe(
-        [row["audio_filepath"] for row in rows], batch_size=args.batch_size
-    )
-    seconds = time.perf_counter() - start
-    refs = [row["text"] for row in rows]
-    audio_s = sum(float(row["duration"]) for row in rows)
-    print(f"{args.manifest}: {len(rows)} utterances, {audio_s / 60:.1f} min of audio")
-    print(
-        f"WER {100 * wer(refs, hyps):.2f}%  CER {100 * cer(refs, hyps):.2f}%  "
-        f"({seconds:.1f} s, {audio_s / max(seconds, 1e-9):.0f}x real time)"
-    )
-    if args.out:
-        out_rows = [{**row, "pred_text": hyp} for row, hyp in zip(rows, hyps)]
-        write_manifest(args.out, out_rows, relative_to=Path(args.manifest).parent)
-        print(f"hypotheses written to {args.out}")
-    return 0
+    model = load_model(path, device, overrides)
+    if not isinstance(model, ASRModel):
+        raise CommandError(f"{path}: holds a {type(model).__name__}, not an ASR model")
+    return model
+
+
+def write_hypotheses(model, loader, dataset, out: str) -> Path:
+    """Decode the evaluated batches again and write the manifest rows with a
+    `pred_text` field to `out` (atomically; audio paths relative to its folder)."""
+    import torch
+
+    from minispeech.asr.asr_model import ASRModel
+    from minispeech.data.manifest import write_manifest
+
+    if not isinstance(model, ASRModel):
+        raise CommandError(f"--out needs an ASR model, not a {type(model).__name__}")
+    device, hyps = next(model.parameters()).device, []
+    with torch.no_grad():
+        for batch in loader:
+            hyps += model.decode(
+                batch["audio"].to(device), batch["audio_lens"].to(device)
+            )
+    rows = [{**row, "pred_text": hyp} for row, hyp in zip(dataset.rows, hyps)]
+    return write_manifest(out, rows, relative_to=Path(out).parent)
 
 
 def transcribe_verb(argv: list[str]) -> int:
-    from minispeech.data.manifest import read_manifest
-
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="minispeech transcribe",
-        description="Print the transcript of each audio file.",
+        description="Print the transcript of each audio file (path TAB text).",
     )
     parser.add_argument("model", help="model file (.nemo)")
     parser.add_argument("audio", nargs="*", help="audio files (WAV, FLAC, OGG, ...)")
     parser.add_argument(
-        "--manifest", help="also transcribe every audio_filepath of this manifest"
+        "--manifest", help="also transcribe every line (file or segment) of a manifest"
     )
     parser.add_argument(
         "--timestamps", action="store_true", help="word start/end times (CTC)"
     )
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     add_decoding_args(parser)
     args = parser.parse_args(argv)
-    paths = list(args.audio)
-    if args.manifest:
-        paths += [row["audio_filepath"] for row in read_manifest(args.manifest)]
-    if not paths:
+    if not args.audio and not args.manifest:
         parser.error("give audio files or --manifest")
-    model = load_asr_model(args.model, args.device)
-    set_decoding(model, args)
-    if args.timestamps:
-        if not hasattr(model, "transcribe_with_timestamps"):
-            parser.error(
-                f"--timestamps needs a CTC model, not a {type(model).__name__}"
-            )
-        for path, result in zip(paths, model.transcribe_with_timestamps(paths)):
-            print(json.dumps({"audio_filepath": str(path), **result}))
-        return 0
-    for path, text in zip(paths, model.transcribe(paths, batch_size=args.batch_size)):
-        sys.stdout.write(f"{path}\t{text}\n")
+    names, waves = audio_inputs(args.audio, args.manifest)
+    model = load_asr_model(args.model, args.device, decoding_overrides(args))
+    if args.timestamps and not hasattr(model, "transcribe_with_timestamps"):
+        parser.error(f"--timestamps needs a CTC model, not a {type(model).__name__}")
+    timestamps = args.timestamps
+    decode = model.transcribe_with_timestamps if timestamps else model.transcribe
+    for start in range(0, len(names), args.batch_size):
+        loads = waves[start : start + args.batch_size]
+        batch = [load(model.sample_rate) for load in loads]  # [(S,), ...]
+        for name, result in zip(names[start:], decode(batch, batch_size=len(batch))):
+            line = {"audio_filepath": name, **result} if timestamps else None
+            print(json.dumps(line) if timestamps else f"{name}\t{result}")
     return 0
+
+
+def audio_inputs(paths: list[str], manifest: str | None) -> tuple[list, list]:
+    """Names and loaders (sample_rate -> wave (S,)) of the audio files and of the
+    manifest's lines, all checked before the model is loaded: a missing file, or a
+    segment outside its file (named `manifest:line`), stops the command first."""
+    from minispeech.audio.io import audio_info
+    from minispeech.data.datasets import AudioTextDataset
+
+    for path in paths:
+        audio_info(path)  # AudioError naming the file
+    rows = [{"audio_filepath": str(path)} for path in paths]
+    if manifest:  # the dataset checks every line, and segments against their files
+        rows += AudioTextDataset(manifest, tokenizer=None, sample_rate=None).rows
+    names = [
+        row["audio_filepath"] + (f"@{row['offset']:g}" if "offset" in row else "")
+        for row in rows
+    ]
+    return names, [row_loader(row) for row in rows]
+
+
+def row_loader(row: dict):
+    """sample_rate -> the row's wave (S,): its segment when the row has an offset."""
+    from minispeech.audio.io import load_audio
+
+    segment = {}
+    if "offset" in row:
+        segment = {"offset": row["offset"], "duration": row["duration"]}
+    return lambda sample_rate: load_audio(
+        row["audio_filepath"], sample_rate=sample_rate, **segment
+    )[0]
 
 
 def lm_verb(argv: list[str]) -> int:
     from minispeech.asr.ngram_lm import NGramLM
     from minispeech.data.manifest import read_manifest
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="minispeech lm",
         description="Train a word n-gram LM (modified Kneser-Ney) "
         "on the text of manifests; writes an ARPA file.",
@@ -147,13 +172,19 @@ def lm_verb(argv: list[str]) -> int:
         "manifests", nargs="+", help="JSONL manifests with a text field"
     )
     parser.add_argument("--out", required=True, help="ARPA file to write")
-    parser.add_argument("--order", type=int, default=3)
+    parser.add_argument("--order", type=positive_int, default=3)
     args = parser.parse_args(argv)
+    check_output(args.out)
     texts = [
         row["text"]
         for path in args.manifests
         for row in read_manifest(path, required=("text",), check_audio=False)
     ]
     lm = NGramLM.train(texts, order=args.order)
-    print(f"{args.order}-gram LM on {len(texts)} sentences -> {lm.save(args.out)}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    lm.save(partial)
+    os.replace(partial, out)  # a reader never sees half an LM
+    print(f"{args.order}-gram LM on {len(texts)} sentences -> {out}")
     return 0

@@ -16,12 +16,14 @@ from torch import Tensor, nn
 
 from minispeech.asr.alignment import ctc_forced_align_single, word_spans
 from minispeech.asr.asr_model import ASRModel
+from minispeech.asr.config_sections import check_decoding
 from minispeech.asr.ctc import ctc_loss
 from minispeech.asr.ctc_decoding import ctc_greedy_decode, ctc_prefix_beam_search
 from minispeech.asr.ngram_lm import NGramLM
 from minispeech.core.config import ConfigError
 
-DECODING_KEYS = {"strategy", "beam_width", "lm_path", "lm_alpha", "lm_beta"}
+DECODING_KEYS = ("strategy", "beam_size", "lm_path", "lm_alpha", "lm_beta")
+CHUNK_KEYS = ("length", "overlap")
 
 
 class CTCModel(ASRModel):
@@ -38,17 +40,20 @@ class CTCModel(ASRModel):
         # "mean" is F.ctc_loss's (the batch mean of loss / target length)
         self.reduction = self.cfg.get("ctc_reduction", "mean_batch")
         if self.reduction not in ("mean_batch", "mean_volume", "mean", "sum"):
-            raise ValueError(
-                f"ctc_reduction {self.reduction!r}: use mean_batch, "
+            raise ConfigError(
+                f"model.ctc_reduction {self.reduction!r}: use mean_batch, "
                 "mean_volume, mean or sum"
             )
-        self.decoding = {"strategy": "greedy", **(self.cfg.get("decoding") or {})}
-        unknown = set(self.decoding) - DECODING_KEYS
-        if unknown or self.decoding["strategy"] not in ("greedy", "beam"):
-            raise ConfigError(
-                f"model.decoding: strategy greedy or beam, keys {sorted(DECODING_KEYS)}"
-            )
+        self.decoding = {"strategy": "greedy", **self.section("decoding")}
+        check_decoding(self.decoding)
         self.lm = None  # loaded on first use: the ARPA file is not part of the model
+
+    def config_sections(self) -> dict:
+        return {
+            **super().config_sections(),
+            "decoding": (DECODING_KEYS, (), ()),
+            "chunk": (CHUNK_KEYS, (), ()),
+        }
 
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> log_probs (B, T', V), enc_lens (B,)."""
@@ -88,20 +93,27 @@ class CTCModel(ASRModel):
         if self.decoding["strategy"] == "greedy":
             ids = ctc_greedy_decode(log_probs, enc_lens, self.blank)
         else:
-            lm_path = self.decoding.get("lm_path")
-            if lm_path and self.lm is None:
-                self.lm = NGramLM.load(lm_path)
             ids = ctc_prefix_beam_search(
                 log_probs.cpu(),
                 enc_lens.cpu(),
                 self.blank,
-                int(self.decoding.get("beam_width", 8)),
-                lm=self.lm,
+                int(self.decoding.get("beam_size", 8)),
+                lm=self.language_model(),
                 alpha=float(self.decoding.get("lm_alpha", 0.5)),
                 beta=float(self.decoding.get("lm_beta", 1.0)),
                 token_to_text=self.tokenizer.tokens,
             )
         return [self.ids_to_text(seq) for seq in ids]
+
+    def language_model(self) -> NGramLM | None:
+        """The `decoding.lm_path` n-gram LM, read on first use (None without one)."""
+        lm_path = self.decoding.get("lm_path")
+        if lm_path and self.lm is None:
+            try:
+                self.lm = NGramLM.load(lm_path)
+            except (OSError, ValueError) as error:
+                raise ConfigError(f"model.decoding.lm_path: {error}") from None
+        return self.lm
 
     @torch.no_grad()
     def transcribe_with_timestamps(self, inputs, batch_size: int = 8) -> list[dict]:
@@ -165,9 +177,9 @@ class CTCModel(ASRModel):
         stride = self.frame_shift
         size = int(length_s * self.sample_rate) // stride * stride
         step = int((length_s - overlap_s) * self.sample_rate) // stride * stride
-        assert (
-            0 < step <= size
-        ), f"chunk overlap {overlap_s} s must be below its length {length_s} s"
+        assert 0 < step <= size, (
+            f"chunk overlap {overlap_s} s must be below its length {length_s} s"
+        )
         half, n, pieces = (size - step) // 2 // stride * stride, wave.numel(), []
         for start in range(0, n, step):
             window = wave[start : start + size]

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from minispeech.asr.asr_model import ASRModel
+from minispeech.asr.config_sections import check_decoding
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_decoding import rnnt_beam_search, rnnt_greedy_decode
 from minispeech.asr.tdt import tdt_loss
@@ -24,8 +25,10 @@ from minispeech.asr.tdt_decoding import tdt_greedy_decode
 from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork
 from minispeech.core.config import ConfigError
 
-LOSS_KEYS = {"name", "reduction", "fastemit_lambda", "durations", "sigma", "omega"}
-DECODING_KEYS = {"strategy", "max_symbols", "beam_size"}
+LOSS_KEYS = ("name", "reduction", "fastemit_lambda", "durations", "sigma", "omega")
+DECODING_KEYS = ("strategy", "max_symbols", "beam_size")
+# JointNetwork arguments the model passes itself (from the encoder, decoder and loss)
+JOINT_FIXED = ("encoder_hidden", "pred_hidden", "vocab_size", "num_extra_outputs")
 
 
 class TransducerModel(ASRModel):
@@ -38,30 +41,40 @@ class TransducerModel(ASRModel):
         self.loss_cfg = {
             "name": "rnnt",
             "reduction": "mean_volume",
-            **(self.cfg.get("loss") or {}),
+            **self.section("loss"),
         }
         self.decoding_cfg = {
             "strategy": "greedy",
             "max_symbols": 10,
-            **(self.cfg.get("decoding") or {}),
+            **self.section("decoding"),
         }
-        _check_keys("loss", self.loss_cfg, LOSS_KEYS)
-        _check_keys("decoding", self.decoding_cfg, DECODING_KEYS)
         self.durations = list(self.loss_cfg.get("durations") or [])
+        if self.loss_cfg["name"] not in ("rnnt", "tdt"):
+            raise ConfigError(f"model.loss.name {self.loss_cfg['name']!r}: rnnt or tdt")
         if (self.loss_cfg["name"] == "tdt") != bool(self.durations):
             raise ConfigError(
                 "model.loss: name tdt needs durations (and durations need tdt)"
             )
+        strategies = ("greedy",) if self.durations else ("greedy", "beam")
+        check_decoding(self.decoding_cfg, strategies)  # TDT: greedy only
         vocab = self.tokenizer.vocab_size
-        self.decoder = PredictionNetwork(vocab, **(self.cfg.get("decoder") or {}))
-        joint_cfg = dict(self.cfg.get("joint") or {})
+        self.decoder = PredictionNetwork(vocab, **self.section("decoder"))
         self.joint = JointNetwork(
             self.encoder.d_model,
             self.decoder.pred_hidden,
             vocab_size=vocab,
             num_extra_outputs=len(self.durations),
-            **joint_cfg,
+            **self.section("joint"),
         )
+
+    def config_sections(self) -> dict:
+        return {
+            **super().config_sections(),
+            "decoder": (PredictionNetwork, ("vocab_size",), ()),
+            "joint": (JointNetwork, JOINT_FIXED, ()),
+            "loss": (LOSS_KEYS, (), ()),
+            "decoding": (DECODING_KEYS, (), ()),
+        }
 
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> enc (B, D, T'), enc_lens (B,)."""
@@ -69,7 +82,7 @@ class TransducerModel(ASRModel):
 
     def training_step(self, batch: dict) -> dict:
         enc, enc_lens = self(batch["audio"], batch["audio_lens"])  # (B, D, T')
-        pred, _ = self.decoder(batch["tokens"])  # (B, U+1, H)
+        pred, _ = self.decoder(batch["tokens"])  # (B, U+1, Dh)
         logits = self.joint(enc.transpose(1, 2), pred).float()  # (B, T', U+1, V)
         args = (logits, batch["tokens"], enc_lens, batch["token_lens"])
         if self.durations:
@@ -119,11 +132,3 @@ class TransducerModel(ASRModel):
         """Transcripts of a batch: audio (B, S) -> B strings."""
         enc, enc_lens = self(audio, audio_lens)  # (B, D, T')
         return [self.tokenizer.decode(ids) for ids in self.decode_ids(enc, enc_lens)]
-
-
-def _check_keys(section: str, values: dict, valid: set) -> None:
-    unknown = set(values) - valid
-    if unknown:
-        raise ConfigError(
-            f"model.{section}: unknown keys {sorted(unknown)}; valid: {sorted(valid)}"
-        )

@@ -1,7 +1,9 @@
 """Configs: plain YAML, dotted command-line overrides and a safe `_target_` builder.
 
 A config is a nested dict read with `yaml.safe_load` (no tags, no interpolation, no
-environment variables). Overrides use NeMo's dotted form, `model.optim.lr=0.001`; the
+environment variables; a key repeated in one mapping is an error, not "last wins"), and
+every error names the file: `conf.yaml:4: ...`, or `config_errors(path)` around later
+checks. Overrides use NeMo's dotted form, `model.optim.lr=0.001`; the
 value is parsed with `ast.literal_eval` as in nanoGPT's configurator and minGPT's
 `merge_from_args`, and falls back to the raw string. Overriding a key that does not
 exist is an error (a typo must not silently start a run); `+a.b=value` adds a new key
@@ -18,6 +20,7 @@ in code).
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import difflib
 import importlib
@@ -27,13 +30,15 @@ from typing import Any, Iterable
 
 import yaml
 
+from minispeech.errors import MinispeechError
+
 ALLOWED_PREFIX = "minispeech."
 # The YAML spellings a user types on the command line, read as the YAML file would read
 # them.
 _YAML_WORDS = {"true": True, "false": False, "null": None, "none": None, "~": None}
 
 
-class ConfigError(ValueError):
+class ConfigError(MinispeechError, ValueError):
     """A config, override or `_target_` that cannot be used; the message says where."""
 
 
@@ -43,16 +48,10 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read config: {error}") from None
-    try:
-        cfg = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = " ".join(p for p in (error.context, error.problem) if p)
-        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: malformed YAML: {error}") from None
+        raise ConfigError(f"{path}: cannot read config: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
+    cfg = load_yaml(text, source=str(path))
     if cfg is None:
         cfg = {}
     if not isinstance(cfg, dict):
@@ -60,6 +59,64 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
             f"{path}: the top level must be a mapping, got {type(cfg).__name__}"
         )
     return apply_overrides(cfg, overrides, source=str(path))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key repeated in one mapping (PyYAML would keep
+    the last value silently: `max_steps: 2` then `max_steps: 3` gives 3)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line = {}  # key -> the line it first appeared on
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` may override keys on purpose
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float)):
+                continue  # unhashable keys get SafeLoader's own error below
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first on line {first_line[key]})",
+                    key_node.start_mark,
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """`yaml.safe_load(text)`, but a duplicate key is an error too; every error is a
+    one-line ConfigError `source:line: problem` (source: the file, for the message)."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = " ".join(p for p in (error.context, error.problem) if p)
+        kind = "" if "duplicate key" in problem else "malformed YAML: "
+        raise ConfigError(f"{where}: {kind}{problem}") from None
+    except yaml.YAMLError as error:
+        message = " ".join(str(error).split())
+        raise ConfigError(f"{source}: malformed YAML: {message}") from None
+
+
+@contextlib.contextmanager
+def config_errors(source: str | Path):
+    """Name the config file in every ConfigError raised inside the block.
+
+    `load_config` names the file itself; checks that run later on the returned dict
+    (trainer options, `instantiate`, `check_keys`) do not know it. Wrap them:
+    `with config_errors(path): train(cfg)` turns `trainer.max_steps: must be >= 1`
+    into `conf.yaml: trainer.max_steps: must be >= 1`. Nothing is stored in the
+    config, so a saved config never carries the path.
+    """
+    try:
+        yield
+    except ConfigError as error:
+        message = str(error)
+        if message.startswith(f"{source}:"):
+            raise
+        raise ConfigError(f"{source}: {message}") from None
 
 
 # config keys that name data files; load_recipe anchors relative ones at a root folder
@@ -236,34 +293,64 @@ def instantiate(cfg: dict, *, trust_targets: bool = False, **extra: Any) -> Any:
     return target(**kwargs)
 
 
-def check_arguments(target: Any, kwargs: dict, name: str) -> None:
-    """Fail before the call on an unknown or a missing argument of `target`."""
+def check_keys(
+    section_name: str,
+    given: Iterable[str],
+    valid: Iterable[str],
+    where: str = "",
+    *,
+    required: Iterable[str] = (),
+    noun: str = "key",
+) -> None:
+    """The one check of a config section's keys: an unknown key (with the nearest
+    valid ones, difflib) or a missing required key is a one-line ConfigError
+    `model.encoder (ConformerEncoder): unknown key 'n_layer' (did you mean
+    'n_layers'?); valid keys: ...`. `where` says what the keys are for (a class);
+    `valid` keeps its order in the message."""
+    valid = [str(key) for key in valid]
+    unknown = [key for key in given if key not in valid]
+    missing = [key for key in required if key not in given]
+    if not unknown and not missing:
+        return
+    problems = []
+    if unknown:
+        named = []
+        for key in unknown:
+            near = difflib.get_close_matches(str(key), valid, n=2, cutoff=0.6)
+            hint = " or ".join(repr(n) for n in near)
+            named.append(f"{key!r} (did you mean {hint}?)" if near else repr(key))
+        plural = "s" if len(unknown) > 1 else ""
+        problems.append(f"unknown {noun}{plural} {', '.join(named)}")
+    if missing:
+        problems.append(f"missing required {noun}s: {', '.join(missing)}")
+    context = f" ({where})" if where else ""
+    raise ConfigError(
+        f"{section_name}{context}: {'; '.join(problems)}; "
+        f"valid {noun}s: {', '.join(valid)}"
+    )
+
+
+def check_arguments(
+    target: Any,
+    kwargs: dict,
+    name: str,
+    fixed: Iterable[str] = (),
+    noun: str = "argument",
+) -> None:
+    """Fail before the call on an unknown or a missing keyword argument of `target`
+    (`check_keys`). `fixed`: arguments the calling code supplies itself, so a config
+    may neither give nor miss them."""
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):
         return  # some builtins have no signature; let the call itself complain
-    kinds = {p.kind for p in params.values()}
-    valid = [
-        n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-    if inspect.Parameter.VAR_KEYWORD not in kinds:
-        for key in kwargs:
-            if key not in valid:
-                near = difflib.get_close_matches(key, valid, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise ConfigError(
-                    f"{name}: unknown argument {key!r}{hint}; valid arguments: "
-                    f"{', '.join(valid)}"
-                )
-    missing = [
-        n
-        for n, p in params.items()
-        if p.default is p.empty
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and n not in kwargs
-    ]
-    if missing:
-        raise ConfigError(f"{name}: missing required arguments: {', '.join(missing)}")
+    fixed = set(fixed)
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = [n for n, p in params.items() if p.kind in keyword and n not in fixed]
+    required = [n for n in names if params[n].default is inspect.Parameter.empty]
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    given = [key for key in kwargs if not takes_any or key in names]
+    check_keys(name, given, names, required=required, noun=noun)
 
 
 def get_dotted(cfg: dict, dotted: str) -> Any:

@@ -2,18 +2,30 @@
 
 A model is built from its `model:` config section alone (`MyModel(cfg)`), so a model
 file that stores that section (`model_config.yaml`) can rebuild it, as in NeMo's ModelPT
-and whisper's `Whisper(dims)`. The training loop (`minispeech/train.py`) only talks to
-this interface; a subclass writes:
+and whisper's `Whisper(dims)`. The training loop (`minispeech/training/loop.py`) only
+talks to this interface; a subclass writes:
 
   __init__(cfg)           call `super().__init__(cfg)`, then build modules from `cfg`
                           (sub-modules with `instantiate(cfg["encoder"])`)
   forward(...)            the computation, with shape comments
   training_step(batch)    -> {"loss": scalar Tensor, ...more scalars to log}
-  validation_step(batch)  -> {"name": number} sums over the batch (e.g. errors, words,
-                             loss_sum, count); the loop adds them over batches and ranks
-  validation_metrics(stats) -> {"val_wer": errors / words, ...} from the summed stats
+  validation_step(batch)  -> {"name": number or list}: numbers are sums over the batch
+                             (errors, words, loss_sum, count), which the loop adds over
+                             batches and ranks; lists (per-trial scores, labels) are
+                             concatenated over batches, then over ranks in rank order
+  validation_metrics(stats) -> {"val_wer": errors / words, ...} from those totals
+  configure_optimizers(max_steps) -> (optimizer, scheduler or None); several optimizers
+                          (a GAN): ([opt_g, opt_d], [sched_g, None]) with
+                          `manual_optimization = True` and
+                          `training_step(batch, optimizers)`, which calls
+                          `opt.backward(loss)` then `opt.step()` for each (the loop
+                          still scales, accumulates, clips and skips; see
+                          training/optimizers.py)
   build_dataset(ds_cfg)   a Dataset for `train_ds` / `validation_ds`; give it a
                           `durations` list so the bucketing sampler can group lengths
+  evaluation_dataset(m)   (optional) the Dataset `minispeech evaluate MODEL m` scores
+                          with validation_step; default: build_dataset of test_ds
+                          or validation_ds with manifest_filepath m
   collate(items)          -> batch dict; include "ids" (utterance ids) so a non-finite
                           loss can be reported with the utterances that caused it
 
@@ -37,15 +49,31 @@ from minispeech.core.checkpoint import (
     ARTIFACT_PREFIX,
     CONFIG_NAME,
     CheckpointError,
+    building_from,
     load_state_dict_checked,
     read_checkpoint,
     save_checkpoint,
 )
 from minispeech.core.config import ConfigError, get_dotted, locate, set_dotted
 
+# dataset keys `evaluation_dataset` drops: filters, augmentation and batching
+NOT_EVALUATED = (
+    "min_duration",
+    "max_duration",
+    "augmentor",
+    "batch_size",
+    "max_seconds",
+    "shuffle",
+    "drop_last",
+    "num_buckets",
+)
+
 
 class SpeechModel(nn.Module):
     """Base class: config in; steps, data and optimizer for the loop; save/restore."""
+
+    # True: training_step(batch, optimizers) steps its optimizers itself (module doc)
+    manual_optimization = False
 
     def __init__(self, cfg: dict):
         super().__init__()
@@ -66,15 +94,30 @@ class SpeechModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must define validation_step")
 
     def validation_metrics(self, stats: dict) -> dict:
-        """Metrics from summed stats; default: every stat / stats["count"]."""
+        """Metrics from the totals; default: every summed number / stats["count"].
+        List stats need a metric of their own (an EER over the scores) and are
+        skipped here."""
         count = float(stats.get("count", 1.0)) or 1.0
-        return {f"val_{k}": float(v) / count for k, v in stats.items() if k != "count"}
+        return {
+            f"val_{k}": float(v) / count
+            for k, v in stats.items()
+            if k != "count" and not isinstance(v, list)
+        }
 
     # ------------------------------------------------------------ data (subclass)
 
     def build_dataset(self, ds_cfg: dict) -> torch.utils.data.Dataset:
         """A Dataset for one `train_ds` / `validation_ds` section."""
         raise NotImplementedError(f"{type(self).__name__} must define build_dataset")
+
+    def evaluation_dataset(self, manifest: str | Path) -> torch.utils.data.Dataset:
+        """The Dataset `minispeech evaluate` scores with `validation_step`:
+        `build_dataset` of the `test_ds` (else `validation_ds`) section with
+        `manifest` as its manifest_filepath, minus the keys that would change what
+        is scored (duration filters, augmentation) or how it is batched."""
+        base = self.cfg.get("test_ds") or self.cfg.get("validation_ds") or {}
+        ds_cfg = {k: v for k, v in base.items() if k not in NOT_EVALUATED}
+        return self.build_dataset({**ds_cfg, "manifest_filepath": str(manifest)})
 
     def collate(self, items: list) -> dict:
         """Stack dataset items into a batch dict (default: torch's default_collate)."""
@@ -104,7 +147,8 @@ class SpeechModel(nn.Module):
     # ------------------------------------------------------------ optimization
 
     def configure_optimizers(self, max_steps: int):
-        """(optimizer, scheduler or None) from `optim`; see minispeech/optim.py."""
+        """(optimizer, scheduler or None) from `optim`; see minispeech/core/optim.py.
+        A manual-optimization model may return ([optimizers], [schedulers or None])."""
         from minispeech.core.optim import build_optimizer, build_scheduler
 
         optim_cfg = dict(self.cfg.get("optim") or {})
@@ -206,7 +250,8 @@ def restore_from(
         raise CheckpointError(
             f"{path}: _target_ {target!r} is not a SpeechModel subclass"
         )
-    model = cls(checkpoint.config)
+    with building_from(path):
+        model = cls(checkpoint.config)
     load_state_dict_checked(
         model, checkpoint.state_dict, strict=strict, source=str(path)
     )

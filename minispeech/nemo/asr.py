@@ -19,6 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
+from minispeech.core.checkpoint import load_state_dict_checked
 from minispeech.nemo.config import nemo_encoder_kwargs, preprocessor_from_nemo_config
 
 # tensors NeMo saves that minispeech recomputes from the config
@@ -42,30 +43,13 @@ def map_encoder_state_dict(state_dict: dict) -> dict:
     return encoder_sd
 
 
-def load_module_state(module: nn.Module, state_dict: dict, what: str, path) -> None:
-    """Strict load with an error that lists what does not fit, naming the file."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = [
-        f"{k} {tuple(state_dict[k].shape)} != {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state_dict and state_dict[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"{path}: {what} weights do not fit the config: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}"
-        )
-    module.load_state_dict(state_dict, strict=True)
-
-
 def import_asr(ckpt, path) -> nn.Module:
     """A read NeMo ASR checkpoint -> CTCModel or TransducerModel (eval).
 
     EncDecCTCModel -> CTCModel (NeMo's 1x1-conv head becomes the linear head);
     EncDecRNNTModel -> TransducerModel (same prediction and joint names). Raises
-    ValueError naming the file and every unsupported option.
+    ValueError naming the file and every unsupported option, and CheckpointError
+    listing the keys when the weights do not fit the config.
     """
     cfg = ckpt.config
     for section in ("preprocessor", "encoder"):
@@ -78,13 +62,12 @@ def import_asr(ckpt, path) -> nn.Module:
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
     state = map_state_dict(ckpt.state_dict, kind)
-    load_module_state(model, state, "model", path)
+    load_state_dict_checked(model, state, strict=True, source=str(path))
     return model.eval()
 
 
 def nemo_model_kind(cfg: dict) -> str:
-    """ "ctc" or "rnnt" from the saved class path (`target:`) or,
-    failing that, the heads."""
+    """ "ctc" or "rnnt", from the saved class path (`target:`), else from the heads."""
     target = str(cfg.get("target", ""))
     name = target.rsplit(".", 1)[-1]
     if "Hybrid" in name or "Multitask" in name:
@@ -99,8 +82,7 @@ def nemo_model_kind(cfg: dict) -> str:
 
 
 def minispeech_config(cfg: dict, kind: str) -> dict:
-    """NeMo's model config -> a minispeech `model:` section
-    that builds the same model."""
+    """NeMo's model config -> the minispeech `model:` section of the same model."""
     preprocessor_from_nemo_config(cfg["preprocessor"])  # refuses what it cannot map
     vocabulary = vocabulary_section(cfg)
     encoder = {
@@ -152,8 +134,7 @@ def vocabulary_section(cfg: dict) -> dict:
 
 
 def transducer_sections(cfg: dict) -> dict:
-    """NeMo's decoder (prednet), joint, loss and decoding ->
-    TransducerModel sections."""
+    """NeMo's decoder (prednet), joint, loss, decoding -> TransducerModel sections."""
     prednet = dict(cfg["decoder"].get("prednet") or {})
     for key, default in (("t_max", None), ("norm", None)):
         if prednet.pop(key, default) != default:
@@ -198,23 +179,19 @@ def transducer_sections(cfg: dict) -> dict:
 def build_model(ms_cfg: dict):
     from minispeech.asr import CTCModel, TransducerModel
 
-    return (CTCModel if ms_cfg["_target_"].endswith("CTCModel") else TransducerModel)(
-        ms_cfg
-    )
+    is_ctc = ms_cfg["_target_"].endswith("CTCModel")
+    return (CTCModel if is_ctc else TransducerModel)(ms_cfg)
 
 
 def map_state_dict(state_dict: dict, kind: str) -> dict:
-    """NeMo keys -> minispeech keys:
-    the encoder, prediction and joint keep their names."""
+    """NeMo keys -> minispeech keys; the encoder, prediction and joint keep theirs."""
     out = {}
     for key, value in state_dict.items():
         if key in RECOMPUTED:
             continue
         if kind == "ctc" and key.startswith("decoder.decoder_layers.0."):
-            key, value = (
-                "head." + key.rsplit(".", 1)[1],
-                value.squeeze(-1),
-            )  # (V, D, 1) -> (V, D)
+            # NeMo's 1x1 Conv1d head becomes a Linear: (V, D, 1) -> (V, D)
+            key, value = "head." + key.rsplit(".", 1)[1], value.squeeze(-1)
         if kind == "rnnt" and key.startswith("joint.joint_net.1."):
             key = key.replace("joint_net.1.", "joint_net.2.")  # NeMo omits Dropout(p=0)
         out[key] = value

@@ -13,7 +13,13 @@ import torch
 
 from minispeech.core.checkpoint import read_checkpoint
 from minispeech.core.model import restore_from
+from minispeech.errors import MinispeechError
 from minispeech.nemo import asr
+
+
+class NemoImportError(MinispeechError, ValueError):
+    """A NeMo file whose model class or options minispeech cannot reproduce."""
+
 
 # NeMo model class name -> the function that imports that family
 FAMILIES = {
@@ -27,7 +33,8 @@ FAMILIES = {
 def import_nemo(path: str | Path, map_location: str | torch.device = "cpu"):
     """Read a NeMo `.nemo` file into the matching minispeech model (eval mode).
 
-    Raises ValueError naming the file when the class or an option is not supported.
+    Raises NemoImportError (a ValueError) naming the file when the class or an
+    option is not supported.
     """
     ckpt = read_checkpoint(path, map_location=map_location)
     target = str(ckpt.config.get("target", ""))
@@ -37,21 +44,33 @@ def import_nemo(path: str | Path, map_location: str | torch.device = "cpu"):
         family = asr.import_asr
     if family is None:
         supported = ", ".join(sorted(FAMILIES))
-        raise ValueError(
+        raise NemoImportError(
             f"{path}: NeMo model class {name!r} is not supported (supported: "
             f"{supported})"
         )
-    return family(ckpt, path)
+    try:
+        return family(ckpt, path)
+    except ValueError as error:
+        if isinstance(error, MinispeechError):
+            raise
+        raise NemoImportError(" ".join(str(error).split())) from None
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
+def load_model(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    trust_targets: bool = False,
+):
     """A minispeech model file (`save_to`) or a NeMo `.nemo` file, in eval mode.
 
     The config says which: minispeech writes `_target_`, NeMo writes `target:`.
+    `trust_targets=True` allows a minispeech file whose class is outside the package.
     """
     ckpt = read_checkpoint(path, map_location=map_location)
     if "_target_" in ckpt.config:
-        model = restore_from(path, map_location=map_location)
+        model = restore_from(
+            path, map_location=map_location, trust_targets=trust_targets
+        )
     else:
         model = import_nemo(path, map_location=map_location)
     return model.to(map_location).eval()

@@ -142,3 +142,98 @@ def test_save_restore_round_trip(tmp_path):
 def test_unknown_model_key_is_named():
     with pytest.raises(ConfigError, match="dropuot"):
         CTCModel({**CTC_CFG, "dropuot": 0.1})
+
+
+@pytest.mark.parametrize(
+    "section, typo, nearest",
+    [
+        ("preprocessor", {"featurs": 32}, "features"),
+        ("spec_augment", {"freq_mask": 2}, "freq_masks"),
+        ("freq_warp", {"min_facter": 0.9}, "min_factor"),
+        ("encoder", {"n_layer": 1}, "n_layers"),
+        ("decoder", {"pred_hiden": 32}, "pred_hidden"),
+        ("joint", {"joint_hiden": 32}, "joint_hidden"),
+        ("loss", {"fastemit_lamda": 0.1}, "fastemit_lambda"),
+        ("decoding", {"beam_sise": 4}, "beam_size"),
+        ("train_ds", {"batch_sise": 4}, "batch_size"),
+        ("train_ds.augmentor", {"sped": [0.9, 1.1]}, "speed"),
+        ("tokenizer", {"vocab_sise": 64}, "vocab_size"),
+    ],
+)
+def test_a_misspelt_key_in_any_section_names_the_section_and_the_nearest(
+    section, typo, nearest
+):
+    cfg = copy.deepcopy(RNNT_CFG)
+    if section == "tokenizer":
+        cfg.pop("labels")
+        cfg["tokenizer"] = {"dir": "unused"}
+    node = cfg
+    for part in section.split("."):
+        node = node.setdefault(part, {"manifest_filepath": "m.jsonl"})
+    node.update(typo)
+    with pytest.raises(ConfigError) as error:
+        TransducerModel(cfg)
+    message = str(error.value)
+    assert message.startswith(f"model.{section}") and "\n" not in message
+    assert f"{next(iter(typo))!r} (did you mean {nearest!r}" in message
+
+
+def test_a_config_of_another_model_class_is_reported_by_section():
+    """A CTC config given the transducer class: unknown and missing keys per
+    section, not a TypeError from a constructor."""
+    cfg = {
+        **CTC_CFG,
+        "_target_": "minispeech.asr.TransducerModel",
+        "ctc_reduction": "mean_batch",
+        "decoding": {"strategy": "beam", "lm_path": "lm.arpa"},
+    }
+    with pytest.raises(ConfigError) as error:
+        TransducerModel(cfg)
+    lines = str(error.value).splitlines()
+    assert lines[0] == "the config does not fit TransducerModel:"
+    assert lines[1].startswith("model (TransducerModel): unknown key 'ctc_reduction'")
+    assert any(
+        line.startswith(
+            "model.joint (JointNetwork): missing required keys: joint_hidden"
+        )
+        for line in lines
+    )
+    assert any(
+        line.startswith("model.decoding: unknown key 'lm_path'") for line in lines
+    )
+
+
+@pytest.mark.parametrize(
+    "cfg, decoding, match",
+    [
+        (
+            CTC_CFG,
+            {"strategy": "bem"},
+            "model.decoding.strategy 'bem': use greedy or beam",
+        ),
+        (CTC_CFG, {"beam_size": 0}, "model.decoding.beam_size: a positive integer"),
+        (RNNT_CFG, {"max_symbols": "ten"}, "model.decoding.max_symbols"),
+        (TDT_CFG, {"strategy": "beam"}, "strategy 'beam': use greedy"),
+    ],
+)
+def test_bad_decoding_values_are_named(cfg, decoding, match):
+    cls = CTCModel if "CTC" in cfg["_target_"] else TransducerModel
+    with pytest.raises(ConfigError, match=match):
+        cls({**cfg, "decoding": decoding})
+
+
+@pytest.mark.parametrize("cfg", [CTC_CFG, RNNT_CFG], ids=["ctc", "rnnt"])
+def test_val_wer_and_val_cer_equal_the_metrics_on_the_same_hypotheses(cfg):
+    """One CER: the model's counts spaces exactly as metrics.cer does."""
+    from minispeech.metrics.wer import cer, wer
+
+    cls = CTCModel if "CTC" in cfg["_target_"] else TransducerModel
+    model = cls(cfg).eval()
+    batch = make_batch(["go left now", "stop"])
+    hyps = ["go  lef tnow", "st op"]  # extra, missing and moved spaces
+    model.decode = lambda audio, audio_lens: list(hyps)
+    with torch.no_grad():
+        metrics = model.validation_metrics(model.validation_step(batch))
+    assert metrics["val_wer"] == pytest.approx(wer(batch["texts"], hyps))
+    assert metrics["val_cer"] == pytest.approx(cer(batch["texts"], hyps))
+    assert metrics["val_cer"] == pytest.approx(4 / 15)  # 2 I + 1 D + 1 D, 15 chars

@@ -119,10 +119,12 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 def test_python_tags_are_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
             model:
               x: !!python/object/apply:os.system ["touch {marker}"]
-            """))
+            """)
+    )
     with pytest.raises(
         ConfigError, match=rf"{path}:2: .*python/object/apply:os.system"
     ):
