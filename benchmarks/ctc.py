@@ -7,11 +7,11 @@ prints the median of several runs per shape and the ratio ours / torch (target <
 """
 
 import argparse
-import statistics
-import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
+from common import median_ms
 
 from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
 
@@ -23,20 +23,10 @@ def _torch_ctc(log_probs, targets, input_lens, target_lens):
     return F.ctc_loss(log_probs.transpose(0, 1), targets, input_lens, target_lens)
 
 
-def time_fwd_bwd(fns, logits, targets, input_lens, target_lens, repeats):
-    """Median wall time in ms of loss + backward through a log_softmax, per function.
-
-    The functions take turns within each repeat, so a busy machine slows all alike.
-    """
-    times = {name: [] for name in fns}
-    for _ in range(repeats + 1):  # the first round warms up and is dropped
-        for name, loss_fn in fns.items():
-            x = logits.detach().requires_grad_(True)
-            start = time.perf_counter()
-            loss = loss_fn(x.log_softmax(-1), targets, input_lens, target_lens)
-            loss.backward()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t[1:]) for name, t in times.items()}
+def fwd_bwd(loss_fn, logits, targets, input_lens, target_lens) -> None:
+    """The loss of log_softmax(logits) and its backward: what a training step pays."""
+    x = logits.detach().requires_grad_(True)
+    loss_fn(x.log_softmax(-1), targets, input_lens, target_lens).backward()
 
 
 def main() -> None:
@@ -58,7 +48,9 @@ def main() -> None:
         targets = torch.randint(1, n_vocab, (n_batch, n_labels))  # (B,U), blank 0
         input_lens = torch.full((n_batch,), n_frames)
         target_lens = torch.full((n_batch,), n_labels)
-        ms = time_fwd_bwd(fns, logits, targets, input_lens, target_lens, args.repeats)
+        inputs = (logits, targets, input_lens, target_lens)
+        runs = {name: partial(fwd_bwd, fn, *inputs) for name, fn in fns.items()}
+        ms = median_ms(runs, args.repeats)
         cells = " | ".join(f"{v:.1f}" for v in ms.values())
         print(
             f"| {n_batch} | {n_frames} | {n_vocab} | {n_labels} | {cells} "

@@ -12,9 +12,9 @@ Expected: a few minutes on 2 CPU threads; the ratio depends on the machine.
 """
 
 import argparse
-import time
 
 import torch
+from common import median_ms
 
 from minispeech.nn import ConformerEncoder
 
@@ -42,16 +42,15 @@ def build(d_model: int, n_layers: int, n_heads: int, arch: dict) -> ConformerEnc
 
 def time_step(encoder, batch: int, frames: int, repeat: int) -> float:
     """Median seconds of forward + backward (one warm-up step first)."""
-    feats = torch.randn(batch, 80, frames)
+    feats = torch.randn(batch, 80, frames)  # (B, M, T)
     lens = torch.full((batch,), frames)
-    times = []
-    for _ in range(repeat + 1):
-        start = time.perf_counter()
+
+    def step():
         enc, _ = encoder(feats, lens)
         enc.sum().backward()
-        times.append(time.perf_counter() - start)
         encoder.zero_grad(set_to_none=True)
-    return sorted(times[1:])[len(times[1:]) // 2]
+
+    return median_ms({"step": step}, repeat)["step"] / 1e3
 
 
 def main() -> None:

@@ -10,10 +10,9 @@ Takes about 20 s on one core.
 """
 
 import argparse
-import statistics
-import time
 
 import torch
+from common import median_ms
 
 from minispeech.audio import MelSpectrogram, istft, stft
 
@@ -25,6 +24,7 @@ def torch_mel(model: MelSpectrogram, audio, audio_lens):
     """MelSpectrogram's eval-mode math (NeMo defaults) written around torch.stft."""
     x = torch.cat([audio[:, :1], audio[:, 1:] - 0.97 * audio[:, :-1]], dim=1)
     x = x.masked_fill(torch.arange(x.shape[1]) >= audio_lens[:, None], 0.0)
+    # (B, S) -> complex (B, F, T)
     spec = torch.stft(
         x,
         N_FFT,
@@ -34,7 +34,7 @@ def torch_mel(model: MelSpectrogram, audio, audio_lens):
         center=True,
         pad_mode="constant",
         return_complex=True,
-    )  # (B, F, T)
+    )
     power = torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1)).pow(2.0)
     mel = torch.log(torch.matmul(model.fb, power) + 2**-24)  # (B, M, T)
     lens = audio_lens // HOP
@@ -45,16 +45,6 @@ def torch_mel(model: MelSpectrogram, audio, audio_lens):
     mel = ((mel - mean) / (var.sqrt() + 1e-5)).masked_fill(~valid, 0.0)
     pad = -mel.shape[-1] % 16
     return torch.nn.functional.pad(mel, (0, pad)), lens
-
-
-def median_seconds(fn, runs: int) -> float:
-    fn()  # warm-up: allocations, FFT plans
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -97,8 +87,8 @@ def main() -> None:
     print(f"|{'-' * 17}|{'-' * 15}|{'-' * 15}|{'-' * 7}|")
     with torch.inference_mode():
         for name, ours_fn, ref_fn in rows:
-            t_ours = median_seconds(ours_fn, args.runs) * 1e3
-            t_ref = median_seconds(ref_fn, args.runs) * 1e3
+            ms = median_ms({"ours": ours_fn, "torch": ref_fn}, args.runs)
+            t_ours, t_ref = ms["ours"], ms["torch"]
             print(f"| {name:<15} | {t_ours:>13.1f} | {t_ref:>13.1f} | "
                   f"{t_ours / t_ref:>5.2f} |")  # fmt: skip
 

@@ -10,11 +10,11 @@ window, beta 5) and soxr (libsoxr "HQ"), both installed with librosa.
 """
 
 import math
-import statistics
-import time
+from functools import partial
 
 import numpy as np
 import torch
+from common import median_ms
 
 from minispeech.audio.resample import resample
 
@@ -35,16 +35,6 @@ def error_db(y: np.ndarray, exact: np.ndarray, edge: int) -> float:
     n = min(len(y), len(exact)) - edge
     e = y[edge:n] - exact[edge:n]
     return 10 * math.log10((e**2).sum() / (exact[edge:n] ** 2).sum())
-
-
-def median_seconds(fn, runs: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def methods():
@@ -77,18 +67,15 @@ def main() -> None:
         low_nyq = min(orig, new) / 2
         batch = np.stack([tones(orig, 10 * orig, low_nyq)] * 4).astype(np.float32)
         exact = tones(new, 10 * new, low_nyq)
-        ours = None
+        runs = {name: partial(fn, batch, orig, new) for name, fn in table.items()}
+        ms = median_ms(runs, repeats=5)
         for name, fn in table.items():
-            seconds = median_seconds(
-                lambda fn=fn, batch=batch, orig=orig, new=new: fn(batch, orig, new)
-            )
-            ours = ours or seconds
             err = error_db(
                 fn(batch[:1].astype(np.float64), orig, new)[0], exact, new // 10
             )
             print(
-                f"{orig:>6}->{new:<6} {name:>20} {1000 * seconds:12.1f} "
-                f"{seconds / ours:8.2f} {err:9.1f}"
+                f"{orig:>6}->{new:<6} {name:>20} {ms[name]:12.1f} "
+                f"{ms[name] / ms['minispeech']:8.2f} {err:9.1f}"
             )
 
 

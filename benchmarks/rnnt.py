@@ -21,11 +21,11 @@ i.e. 0.08x and 0.04x beyond the returned gradient (the floor: 2.00x).
 """
 
 import argparse
-import statistics
-import time
 import weakref
+from functools import partial
 
 import torch
+from common import median_ms
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -56,18 +56,6 @@ def fwd_bwd(fn, logits, *rest):
     x = logits.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(fn(x, *rest), x)
     return grad
-
-
-def time_ms(fns, inputs, repeats):
-    """Median ms per function; the functions take turns so that load on a shared
-    machine hits them alike. The first round warms up and is dropped."""
-    times = {name: [] for name in fns}
-    for _ in range(repeats + 1):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fwd_bwd(fn, *inputs)
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t[1:]) for name, t in times.items()}
 
 
 class PeakStorage(TorchDispatchMode):
@@ -148,7 +136,8 @@ def main() -> None:
     print("|---" * (len(fns) + 8) + "|")
     for shape in SHAPES:
         inputs = make_inputs(*shape)
-        ms = time_ms(fns, inputs, args.repeats)
+        runs = {name: partial(fwd_bwd, fn, *inputs) for name, fn in fns.items()}
+        ms = median_ms(runs, args.repeats)
         logit_bytes = inputs[0].nbytes
         mem = {
             n: peak_extra_bytes(fns[n], inputs) / logit_bytes for n in ("floor", "ours")

@@ -11,10 +11,9 @@ cores), 3.0 s per step, as measured for the issue that set the target (<= 2.4 s)
 """
 
 import argparse
-import statistics
-import time
 
 import torch
+from common import median_ms
 
 from minispeech.asr import CTCModel
 
@@ -55,16 +54,15 @@ def batch(n: int, seconds: float, n_labels: int, vocab: int) -> dict:
     }
 
 
-def time_steps(model, optimizer, data: dict, repeats: int) -> list[float]:
-    times = []
-    for i in range(repeats + 2):  # two warm-up steps
-        start = time.perf_counter()
+def time_step(model, optimizer, data: dict, repeats: int) -> float:
+    """Median seconds of one optimizer step, after two warm-up steps."""
+
+    def step():
         optimizer.zero_grad(set_to_none=True)
         model.training_step(data)["loss"].backward()
         optimizer.step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return times
+
+    return median_ms({"step": step}, repeats, warmup=2)["step"] / 1e3
 
 
 def main() -> None:
@@ -76,11 +74,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = CTCModel(small_config(128)).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    times = time_steps(model, optimizer, batch(8, 4.0, 60, 128), args.repeats)
-    ours = statistics.median(times)
+    ours = time_step(model, optimizer, batch(8, 4.0, 60, 128), args.repeats)
     print(
         f"Conformer-CTC small: {model.num_parameters() / 1e6:.2f} M parameters, "
-        f"batch 8 x 4 s, {args.threads} threads, median of {len(times)} steps"
+        f"batch 8 x 4 s, {args.threads} threads, median of {args.repeats} steps"
     )
     print(f"| {'implementation':<26} | {'s/step':>7} | {'ratio':>6} |")
     print(f"|{'-' * 28}|{'-' * 9}|{'-' * 8}|")

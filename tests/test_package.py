@@ -1,7 +1,10 @@
 """The package surface: a light import, and every public name resolves."""
 
+import importlib
 import subprocess
 import sys
+
+import pytest
 
 import minispeech
 
@@ -20,6 +23,21 @@ def test_import_is_light():
 
 
 def test_every_public_name_resolves():
+    """Each name in __all__ is the very object its defining module holds."""
     for name in minispeech.__all__:
-        assert getattr(minispeech, name) is not None, name
+        module = importlib.import_module(minispeech._EXPORTS[name])
+        assert getattr(minispeech, name) is getattr(module, name), name
     assert "CTCModel" in dir(minispeech)
+
+
+def test_train_is_the_loop():
+    """`from minispeech import train` is the one loop, not a module of that name."""
+    from minispeech import train
+    from minispeech.training import loop
+
+    assert train is loop.train and callable(train)
+
+
+def test_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no_such_name"):
+        minispeech.no_such_name  # noqa: B018

@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TUTORIALS = sorted((REPO / "tutorials").glob("*.py"))
+# NN_task_topic.py; tutorials/common.py is their shared preamble, not a tutorial
+TUTORIALS = sorted((REPO / "tutorials").glob("[0-9][0-9]_*.py"))
 # seconds per tutorial; each tutorial states its own expected time at the top
 TIMEOUT = float(os.environ.get("MINISPEECH_TUTORIAL_TIMEOUT", 300))
 
 
-# runs a script with `import matplotlib` failing, as on a machine without it
+# runs a script with `import matplotlib` failing, as on a machine without it; the
+# script's folder goes first on sys.path as `python script.py` does (for common.py)
 NO_MATPLOTLIB = (
-    "import runpy, sys; sys.modules['matplotlib'] = None; sys.argv = sys.argv[1:]; "
+    "import os, runpy, sys; sys.modules['matplotlib'] = None; sys.argv = sys.argv[1:]; "
+    "sys.path.insert(0, os.path.dirname(sys.argv[0])); "
     "runpy.run_path(sys.argv[0], run_name='__main__')"
 )
 
@@ -37,6 +40,14 @@ def _run(script: Path, out_dir: Path, prefix=()) -> subprocess.CompletedProcess:
 
 def test_tutorials_are_found():
     assert TUTORIALS, f"no tutorials found in {REPO / 'tutorials'}"
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_uses_the_shared_preamble(script):
+    """Output folder, matplotlib and step count come from common.py, not a copy."""
+    text = script.read_text()
+    assert "from common import" in text, f"{script.name} does not use common.py"
+    assert 'MINISPEECH_TUTORIAL_OUT"' not in text, f"{script.name} copies the preamble"
 
 
 @pytest.mark.parametrize("script", TUTORIALS, ids=[p.stem for p in TUTORIALS])

@@ -17,11 +17,10 @@
 
 # %%
 import math
-import os
-import sys
 from pathlib import Path
 
 import torch
+from common import REPO, output_dir, pyplot, save_figure
 
 from minispeech.audio import (
     MelSpectrogram,
@@ -34,26 +33,8 @@ from minispeech.audio import (
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()
-args = [a for a in sys.argv[1:] if not a.startswith("-")]  # notebooks pass "-f ..."
-OUT = Path(
-    args[0]
-    if args
-    else os.environ.get("MINISPEECH_TUTORIAL_OUT", REPO / "tutorials/out")
-)
-OUT.mkdir(parents=True, exist_ok=True)
-try:
-    import matplotlib.pyplot as plt
-except ImportError:  # the tutorial still runs; it only skips the figures
-    plt = None
-
-
-def save(fig, name: str) -> None:
-    """Write a figure as OUT/name.png and close it."""
-    fig.tight_layout()
-    fig.savefig(OUT / f"{name}.png", dpi=100)
-    plt.close(fig)
-    print(f"saved {OUT / name}.png")
+OUT = output_dir()  # the first argument, $MINISPEECH_TUTORIAL_OUT or tutorials/out
+plt = pyplot()  # None without matplotlib: no figures, the same numbers
 
 
 # %% [markdown]
@@ -81,7 +62,7 @@ if plt:
     fig, ax = plt.subplots(figsize=(10, 2.5))
     ax.plot(torch.arange(len(wave)) / sr, wave, lw=0.5)
     ax.set(xlabel="time (s)", ylabel="amplitude", title=title)
-    save(fig, "01_waveform")
+    save_figure(fig, OUT / "01_waveform.png")
 
 # %% [markdown]
 # ## 2. The short-time Fourier transform
@@ -110,7 +91,7 @@ if plt:
     )
     ax.set(xlabel="time (s)", ylabel="frequency (Hz)", title="power spectrogram (dB)")
     fig.colorbar(img, ax=ax)
-    save(fig, "02_spectrogram")
+    save_figure(fig, OUT / "02_spectrogram.png")
 
 # %% [markdown]
 # ## 3. The mel filterbank
@@ -131,7 +112,7 @@ if plt:
     ax.set(
         xlabel="frequency (Hz)", ylabel="weight", title="every 4th of 80 mel filters"
     )
-    save(fig, "03_mel_filterbank")
+    save_figure(fig, OUT / "03_mel_filterbank.png")
 
 # %% [markdown]
 # ## 4. Log-mel features, NeMo style
@@ -158,7 +139,7 @@ if plt:
         ax.axvline(feat_lens[b] - 0.5, color="cyan", lw=1)
         ax.set(ylabel="mel", title=f"utterance {b}: {feat_lens[b].item()} valid frames")
     axes[-1].set_xlabel("frame")
-    save(fig, "04_log_mel")
+    save_figure(fig, OUT / "04_log_mel.png")
 
 # %% [markdown]
 # ## 5. SpecAugment
@@ -181,4 +162,4 @@ if plt:
     ax.imshow(masked[1], origin="lower", aspect="auto", cmap="magma")
     ax.axvline(feat_lens[1] - 0.5, color="cyan", lw=1)
     ax.set(xlabel="frame", ylabel="mel", title="utterance 1 after SpecAugment")
-    save(fig, "05_specaugment")
+    save_figure(fig, OUT / "05_specaugment.png")

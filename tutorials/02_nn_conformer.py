@@ -16,11 +16,9 @@
 
 # %%
 import math
-import os
-import sys
-from pathlib import Path
 
 import torch
+from common import output_dir, pyplot, save_figure
 
 from minispeech.audio import MelSpectrogram
 from minispeech.nn import ConformerEncoder
@@ -28,29 +26,8 @@ from minispeech.nn.attention import padding_mask, self_attention_mask
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()
-args = [a for a in sys.argv[1:] if not a.startswith("-")]  # notebooks pass "-f ..."
-OUT = Path(
-    args[0]
-    if args
-    else os.environ.get("MINISPEECH_TUTORIAL_OUT", REPO / "tutorials/out")
-)
-OUT.mkdir(parents=True, exist_ok=True)
-try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:  # the tutorial still runs; it only skips the figures
-    plt = None
-
-
-def save(fig, name: str) -> None:
-    """Write a figure as OUT/name.png and close it."""
-    fig.tight_layout()
-    fig.savefig(OUT / f"{name}.png", dpi=100)
-    plt.close(fig)
-    print(f"saved {OUT / name}.png")
+OUT = output_dir()  # the first argument, $MINISPEECH_TUTORIAL_OUT or tutorials/out
+plt = pyplot()  # None without matplotlib: no figures, the same numbers
 
 
 # %% [markdown]
@@ -99,7 +76,7 @@ if plt:
     axes[0].set_title("log-mel features (M=80, T frames)")
     axes[1].imshow(x[0].T, origin="lower", aspect="auto")
     axes[1].set_title("after 4x subsampling (D=64, T' frames)")
-    save(fig, "02_subsampling")
+    save_figure(fig, OUT / "02_subsampling.png")
 
 # %% [markdown]
 # ## 3. One Conformer block, and what its attention looks at
@@ -130,7 +107,7 @@ if plt:
         axes[b].set_title(f"item {b} (length {int(lens[b])}), head 0")
         axes[b].set_xlabel("key frame")
         axes[b].set_ylabel("query frame")
-    save(fig, "02_attention_map")
+    save_figure(fig, OUT / "02_attention_map.png")
 
 # %% [markdown]
 # ## 4. The whole encoder, and padding invariance
@@ -162,4 +139,4 @@ if plt:
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.imshow(enc[0], origin="lower", aspect="auto")
     ax.set_title("Conformer encoder output, item 0 (D=64, T' frames)")
-    save(fig, "02_encoder_output")
+    save_figure(fig, OUT / "02_encoder_output.png")

@@ -2,8 +2,8 @@
 # # 03 · Train a Conformer-CTC recognizer and look inside it
 #
 # **Expected time:** about 2 minutes on 2 CPU cores with the default 300 steps
-# (`MINISPEECH_TUTORIAL_STEPS=40` makes it a 20-second smoke run,
-# as the test suite does).
+# (`MINISPEECH_TUTORIAL_STEPS=40` makes it a 20-second smoke run, as the test suite
+# does).
 # **Result:** a small Conformer-CTC model trained on the bundled tinyspeech corpus, its
 # dev WER (about 25-35% after 300 steps; the full recipe reaches the README's number),
 # and two PNGs: the CTC posteriors over the spectrogram, and the forced alignment of
@@ -16,11 +16,8 @@
 # frame-level path that collapses (merge repeats, drop blanks) to the transcript.
 
 # %%
-import os
-import sys
-from pathlib import Path
-
 import torch
+from common import REPO, output_dir, pyplot, save_figure, training_steps
 
 from minispeech import read_manifest, train, wer
 from minispeech.asr import ctc_forced_align_single, ctc_greedy_decode, word_spans
@@ -28,19 +25,9 @@ from minispeech.core.config import load_recipe
 from minispeech.core.model import restore_from
 
 torch.manual_seed(0)
-REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()
-args = [a for a in sys.argv[1:] if not a.startswith("-")]  # notebooks pass "-f ..."
-OUT = Path(
-    args[0]
-    if args
-    else os.environ.get("MINISPEECH_TUTORIAL_OUT", REPO / "tutorials/out")
-)
-OUT.mkdir(parents=True, exist_ok=True)
-STEPS = int(os.environ.get("MINISPEECH_TUTORIAL_STEPS", 300))
-try:
-    import matplotlib.pyplot as plt
-except ImportError:  # the tutorial still runs; it only skips the figures
-    plt = None
+OUT = output_dir()  # the first argument, $MINISPEECH_TUTORIAL_OUT or tutorials/out
+STEPS = training_steps(default=300)  # $MINISPEECH_TUTORIAL_STEPS overrides
+plt = pyplot()  # None without matplotlib: no figures, the same numbers
 
 # %% [markdown]
 # ## 1. The recipe
@@ -135,9 +122,7 @@ if plt is not None:
     ax2.set_xlabel("seconds")
     ax2.set_ylabel("posterior")
     ax2.legend(ncol=4, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(OUT / "ctc_posteriors.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, OUT / "ctc_posteriors.png")
 
     fig, ax = plt.subplots(figsize=(10, 2.5))
     for ours, (word, start, end) in zip(words, row["words"]):
@@ -146,7 +131,4 @@ if plt is not None:
         ax.barh(0, end - start, left=start, color="tab:orange", alpha=0.6)
     ax.set_yticks([0, 1], ["espeak-ng", "CTC alignment"])
     ax.set_xlabel("seconds")
-    fig.tight_layout()
-    fig.savefig(OUT / "ctc_alignment.png", dpi=100)
-    plt.close(fig)
-    print(f"saved {OUT / 'ctc_posteriors.png'} and {OUT / 'ctc_alignment.png'}")
+    save_figure(fig, OUT / "ctc_alignment.png")

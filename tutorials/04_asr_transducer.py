@@ -14,11 +14,8 @@
 # on a blank (next frame) and up on a label; the loss sums over all such paths.
 
 # %%
-import os
-import sys
-from pathlib import Path
-
 import torch
+from common import REPO, output_dir, pyplot, save_figure, training_steps
 
 from minispeech import read_manifest, train, wer
 from minispeech.asr import rnnt_beam_search, rnnt_greedy_decode
@@ -26,19 +23,9 @@ from minispeech.core.config import load_recipe
 from minispeech.core.model import restore_from
 
 torch.manual_seed(0)
-REPO = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()
-args = [a for a in sys.argv[1:] if not a.startswith("-")]  # notebooks pass "-f ..."
-OUT = Path(
-    args[0]
-    if args
-    else os.environ.get("MINISPEECH_TUTORIAL_OUT", REPO / "tutorials/out")
-)
-OUT.mkdir(parents=True, exist_ok=True)
-STEPS = int(os.environ.get("MINISPEECH_TUTORIAL_STEPS", 300))
-try:
-    import matplotlib.pyplot as plt
-except ImportError:  # the tutorial still runs; it only skips the figure
-    plt = None
+OUT = output_dir()  # the first argument, $MINISPEECH_TUTORIAL_OUT or tutorials/out
+STEPS = training_steps(default=300)  # $MINISPEECH_TUTORIAL_STEPS overrides
+plt = pyplot()  # None without matplotlib: no figures, the same numbers
 
 # %% [markdown]
 # ## 1. Train briefly
@@ -77,14 +64,12 @@ tokens = torch.tensor(model.tokenizer.encode(row["text"]))
 with torch.no_grad():
     enc, enc_lens = model(audio[None], torch.tensor([audio.numel()]))  # (1, D, T')
     pred, _ = model.decoder(tokens[None])  # (1, U+1, H)
-    logp = (
-        model.joint(enc.transpose(1, 2), pred)[0].double().log_softmax(-1)
-    )  # (T', U+1, V)
+    logits = model.joint(enc.transpose(1, 2), pred)[0]  # (T', U+1, V)
+    logp = logits.double().log_softmax(-1)  # (T', U+1, V)
 n_frames, n_labels = logp.shape[0], tokens.numel()
 blank = logp[:, :, model.blank]  # (T', U+1)
-emit = logp[:, :-1].gather(2, tokens[None, :, None].expand(n_frames, -1, 1))[
-    ..., 0
-]  # (T', U)
+index = tokens[None, :, None].expand(n_frames, -1, 1)  # (T', U, 1)
+emit = logp[:, :-1].gather(2, index)[..., 0]  # (T', U)
 
 alpha = torch.full((n_frames, n_labels + 1), float("-inf"), dtype=torch.float64)
 beta = alpha.clone()
@@ -141,7 +126,4 @@ if plt is not None:
     ax.set_xlabel("encoder frame t (80 ms)")
     ax.set_ylabel("labels emitted u")
     ax.set_title(f"alignment posterior over the T x U lattice: {row['text']}")
-    fig.tight_layout()
-    fig.savefig(OUT / "rnnt_lattice.png", dpi=100)
-    plt.close(fig)
-    print(f"saved {OUT / 'rnnt_lattice.png'}")
+    save_figure(fig, OUT / "rnnt_lattice.png")

@@ -1,4 +1,5 @@
 """ASR heads, losses and decoders: CTC, RNN-T/TDT, attention encoder-decoder."""
+
 from minispeech.asr.alignment import (
     Alignment,
     TokenSpan,

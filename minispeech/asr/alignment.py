@@ -8,7 +8,8 @@ of the two final states of Eq. 8. The best path gives every label a run of frame
 Differences from the paper: the paper sums over paths (training) or searches label
 sequences (decoding); aligning a known l is the same trellis with max-product (the
 Viterbi algorithm, as in CTC segmentation tools). Vectorised over batch and states,
-one loop over T. Word times need the text of each token: a token whose text is the
+one loop over T; the trellis states l' and the skip rule are ctc.py's, shared with the
+loss. Word times need the text of each token: a token whose text is the
 separator (" " for characters) ends a word, and a SentencePiece piece that starts with
 "\u2581" starts one.
 """
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+
+from minispeech.asr.ctc import extend_with_blanks, skip_mask
 
 _LOG_ZERO = float("-inf")
 _SP_SPACE = "\u2581"
@@ -58,16 +61,12 @@ def ctc_forced_align(
     device = log_probs.device
     input_lens, target_lens = input_lens.to(device), target_lens.to(device)
     n_batch, n_frames, _ = log_probs.shape
-    labels = targets.to(device).masked_fill(
-        torch.arange(targets.shape[1], device=device) >= target_lens[:, None], blank
-    )
-    ext = labels.new_full((n_batch, 2 * labels.shape[1] + 1), blank)  # (B,S)
-    ext[:, 1::2] = labels
-    emit = log_probs.gather(2, ext[:, None, :].expand(-1, n_frames, -1))  # (B,T,S)
-    delta, back = _viterbi(emit, ext, blank, int(input_lens.max()))
+    ext = extend_with_blanks(targets.to(device), target_lens, blank)  # (B,U'=2U+1)
+    emit = log_probs.gather(2, ext[:, None, :].expand(-1, n_frames, -1))  # (B,T,U')
+    delta, back = _viterbi(emit, skip_mask(ext, blank), int(input_lens.max()))
     ends = 2 * target_lens  # the final blank of each l'; the last label is ends - 1
     batch = torch.arange(n_batch, device=device)
-    last = delta[batch, input_lens - 1]  # (B,S)
+    last = delta[batch, input_lens - 1]  # (B,U')
     before_end = last[batch, (ends - 1).clamp(min=0)].masked_fill(ends == 0, _LOG_ZERO)
     final_state = torch.where(before_end > last[batch, ends], ends - 1, ends)
     logp = torch.maximum(last[batch, ends], before_end)  # (B,)
@@ -105,28 +104,31 @@ def word_spans(
             if current:
                 word = "".join(token_to_text[s.token] for s in current)
                 start, end = current[0].start, current[-1].end
-                words.append(WordSpan(word.lstrip(_SP_SPACE), start * frame_duration,
-                                      end * frame_duration))
+                words.append(
+                    WordSpan(
+                        word.lstrip(_SP_SPACE),
+                        start * frame_duration,
+                        end * frame_duration,
+                    )
+                )
             current = []
         if span is not None and text != separator:
             current.append(span)
     return words
 
 
-def _viterbi(emit: torch.Tensor, ext: torch.Tensor, blank: int, n_steps: int):
+def _viterbi(emit: torch.Tensor, skip: torch.Tensor, n_steps: int):
     """delta_t(s) = max(delta_{t-1}(s), delta_{t-1}(s-1), delta_{t-1}(s-2)) + emit,
     Eq. 7 with max for sum; back[t, b, s] = how many states the best move advanced."""
     n_batch, n_frames, n_states = emit.shape
-    skip = torch.zeros_like(ext, dtype=torch.bool)  # (B,S)
-    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
-    no_skip = torch.where(skip, 0.0, _LOG_ZERO).to(emit.dtype)  # (B,S)
-    delta = emit.new_full((n_batch, n_frames, n_states + 2), _LOG_ZERO)  # (B,T,S+2)
+    no_skip = torch.where(skip, 0.0, _LOG_ZERO).to(emit.dtype)  # (B,U')
+    delta = emit.new_full((n_batch, n_frames, n_states + 2), _LOG_ZERO)  # (B,T,U'+2)
     delta[:, 0, 2:4] = emit[:, 0, :2]  # Eq. 6: start in the blank or the first label
-    back = emit.new_zeros((n_frames, n_batch, n_states), dtype=torch.long)  # (T,B,S)
+    back = emit.new_zeros((n_frames, n_batch, n_states), dtype=torch.long)  # (T,B,U')
     for t in range(1, n_steps):
-        prev = delta[:, t - 1]  # (B,S+2); columns 0-1 stay log 0
+        prev = delta[:, t - 1]  # (B,U'+2); columns 0-1 stay log 0
         moves = torch.stack([prev[:, 2:], prev[:, 1:-1], prev[:, :-2] + no_skip])
-        best, back[t] = moves.max(0)  # (B,S) each
+        best, back[t] = moves.max(0)  # (B,U') each
         delta[:, t, 2:] = best + emit[:, t]
     return delta[:, :, 2:], back
 

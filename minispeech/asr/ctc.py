@@ -73,15 +73,15 @@ def ctc_loss_reference(
         ext = [blank]
         for label in targets[b, : int(target_lens[b])].tolist():
             ext += [label, blank]  # l' = blank, l_1, blank, l_2, ..., l_U, blank
-        y = log_probs[b, : int(input_lens[b])][:, ext]  # (T, S) log y^t_{l'_s}
+        y = log_probs[b, : int(input_lens[b])][:, ext]  # (T, U') log y^t_{l'_s}
         # s-2 -> s skips a blank, allowed unless l'_s is blank or repeats l'_{s-2}
         skip = [s > 1 and ext[s] not in (blank, ext[s - 2]) for s in range(len(ext))]
-        skip = torch.tensor(skip, device=y.device)  # (S,)
+        skip = torch.tensor(skip, device=y.device)  # (U',)
         # log 0 is the finite _LOG_ZERO: autograd through a logsumexp of true -inf
         # terms computes -inf - (-inf) = NaN even where the upstream gradient is 0
         log_zero = torch.full((2,), _LOG_ZERO, dtype=y.dtype, device=y.device)
         rest = y.new_full((len(ext),), _LOG_ZERO)
-        alpha = torch.cat([y[0, :2], rest])[: len(ext)]  # (S,) Eq. 6: blank or l_1
+        alpha = torch.cat([y[0, :2], rest])[: len(ext)]  # (U',) Eq. 6: blank or l_1
         for t in range(1, y.shape[0]):
             step = torch.cat([log_zero[:1], alpha])[:-1]  # alpha_{t-1}(s-1)
             jump = torch.cat([log_zero, alpha])[:-2].masked_fill(~skip, _LOG_ZERO)
@@ -136,18 +136,19 @@ def _length_mask(lens: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=lens.device) < lens[:, None]  # (B, size)
 
 
-def _extend_with_blanks(targets: torch.Tensor, target_lens: torch.Tensor, blank: int):
-    """l' = (blank, l_1, blank, ..., l_U, blank), blank-padded: (B,U) -> (B,2U+1)."""
+def extend_with_blanks(targets: torch.Tensor, target_lens: torch.Tensor, blank: int):
+    """The states of the CTC trellis: l' = (blank, l_1, blank, ..., l_U, blank), padded
+    with blanks past each target length: (B,U) -> (B,S=2U+1). Shared with alignment."""
     n_batch, n_labels = targets.shape
     labels = targets.masked_fill(~_length_mask(target_lens, n_labels), blank)
-    ext = labels.new_full((n_batch, 2 * n_labels + 1), blank)  # (B, S=2U+1)
+    ext = labels.new_full((n_batch, 2 * n_labels + 1), blank)  # (B, U'=2U+1)
     ext[:, 1::2] = labels
     return ext
 
 
-def _skip_mask(ext: torch.Tensor, blank: int) -> torch.Tensor:
+def skip_mask(ext: torch.Tensor, blank: int) -> torch.Tensor:
     """True where s-2 -> s is allowed: l'_s is a label and differs from l'_{s-2}."""
-    skip = torch.zeros_like(ext, dtype=torch.bool)  # (B, S)
+    skip = torch.zeros_like(ext, dtype=torch.bool)  # (B, U')
     skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
     return skip
 
@@ -159,7 +160,7 @@ def _reverse_index(lens: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _log_alpha(emit: torch.Tensor, skip: torch.Tensor, n_steps: int) -> torch.Tensor:
-    """Forward variables in log space (Eqs. 6-7) for emit = log y^t_{l'_s} (N,T,S).
+    """Forward variables in log space (Eqs. 6-7) for emit = log y^t_{l'_s} (2B,T,U').
 
     Returns alpha as (T+1, N, S+2): two extra columns in front stay at log 0, so
     alpha_{t-1}(s-1) and alpha_{t-1}(s-2) are plain slices of the previous row, and
@@ -170,7 +171,7 @@ def _log_alpha(emit: torch.Tensor, skip: torch.Tensor, n_steps: int) -> torch.Te
     """
     n_items, n_frames, n_states = emit.shape
     jump = torch.zeros(skip.shape, dtype=emit.dtype, device=emit.device)
-    jump.masked_fill_(~skip, _LOG_ZERO)  # (N,S): log 1 or log 0 for s-2 -> s
+    jump.masked_fill_(~skip, _LOG_ZERO)  # (2B,U'): log 1 or log 0 for s-2 -> s
     alpha = emit.new_full((n_frames + 1, n_items, n_states + 2), _LOG_ZERO)
     alpha[0, :, 2:4] = emit[:, 0, :2]  # Eq. 6: blank or first label at t = 1
     for t in range(1, n_steps):
@@ -185,20 +186,28 @@ class _CTCLoss(torch.autograd.Function):
     """Per-utterance -ln p(l|x) (B,); backward scatters the occupancies back to V."""
 
     @staticmethod
-    def forward(ctx, log_probs, targets, input_lens, target_lens, blank, zero_infinity,
-                need_grad):
+    def forward(
+        ctx,
+        log_probs,
+        targets,
+        input_lens,
+        target_lens,
+        blank,
+        zero_infinity,
+        need_grad,
+    ):
         in_dtype = log_probs.dtype
         if in_dtype not in (torch.float32, torch.float64):
             log_probs = log_probs.float()  # half/bf16 (autocast) are summed in float32
         device = log_probs.device
         input_lens, target_lens = input_lens.to(device), target_lens.to(device)
         n_batch, n_frames, _ = log_probs.shape
-        ext = _extend_with_blanks(targets.to(device), target_lens, blank)  # (B,S)
+        ext = extend_with_blanks(targets.to(device), target_lens, blank)  # (B,U')
         n_states, ends = ext.shape[1], 2 * target_lens  # ends: last state of each l'
         n_items = 2 * n_batch if need_grad else n_batch
-        # 1) emissions log y^t_{l'_s} gathered once, (B,T,V) -> (B,T,S); rows B..2B-1
+        # 1) emissions log y^t_{l'_s} gathered once, (B,T,V) -> (B,T,U'); rows B..2B-1
         # hold the time- and label-reversed problem, whose alpha is beta (Eqs. 9-11)
-        emit = log_probs.new_empty(n_items, n_frames, n_states)  # (N,T,S)
+        emit = log_probs.new_empty(n_items, n_frames, n_states)  # (2B,T,U')
         index = ext[:, None, :].expand(n_batch, n_frames, n_states)
         torch.gather(log_probs, 2, index, out=emit[:n_batch])
         emit[:n_batch].clamp_(min=_EMIT_FLOOR)
@@ -206,10 +215,10 @@ class _CTCLoss(torch.autograd.Function):
             rev = _reversed_flat_index(input_lens, ends + 1, n_frames, n_states)
             torch.take(emit[:n_batch], rev, out=emit[n_batch:])
             ext = torch.cat([ext, ext.gather(1, _reverse_index(ends + 1, n_states))])
-        alpha = _log_alpha(emit, _skip_mask(ext, blank), int(input_lens.max()))
+        alpha = _log_alpha(emit, skip_mask(ext, blank), int(input_lens.max()))
         # 2) Eq. 8: -ln p(l|x) = -ln(alpha_T(|l'|) + alpha_T(|l'|-1))
         batch = torch.arange(n_batch, device=device)
-        last = alpha[input_lens - 1, batch, 2:]  # (B,S)
+        last = alpha[input_lens - 1, batch, 2:]  # (B,U')
         before_end = last[batch, (ends - 1).clamp(min=0)]  # the last label
         before_end = before_end.masked_fill(ends == 0, _LOG_ZERO)  # U = 0: no label
         nll = -torch.logaddexp(last[batch, ends], before_end)  # (B,)
@@ -230,10 +239,10 @@ class _CTCLoss(torch.autograd.Function):
         n_batch, n_frames, _ = log_probs.shape
         n_states = emit.shape[2]
         # 1) beta_t(s) = alpha_rev(T_b-1-t, S_b-1-s), log 0 past the frames or states
-        beta = alpha.take(_beta_index(alpha, input_lens, ends + 1, n_batch))  # (B,T,S)
+        beta = alpha.take(_beta_index(alpha, input_lens, ends + 1, n_batch))  # (B,T,U')
         # 2) Eqs. 14-15: occupancy of state s at t, alpha*beta/y/p(l|x) (beta has y^t);
         # where alpha or beta is log 0 it is ~_LOG_ZERO and exp gives exactly 0
-        log_occ = beta.add_(alpha[:-1, :n_batch, 2:].transpose(0, 1))  # (B,T,S)
+        log_occ = beta.add_(alpha[:-1, :n_batch, 2:].transpose(0, 1))  # (B,T,U')
         log_occ.sub_(emit[:n_batch]).add_(nll[:, None, None])
         # 3) per-frame weight: d loss / d nll on valid frames, 0 on padding
         frames = torch.arange(n_frames, device=nll.device) < input_lens[:, None]
@@ -243,9 +252,9 @@ class _CTCLoss(torch.autograd.Function):
         else:  # as F.ctc_loss: an impossible target has no finite gradient
             weight = weight.masked_fill(ctx.infinite[:, None] & frames, float("nan"))
         # 4) Eq. 16: y^t_k - sum of the occupancies of the states of label k, one
-        # scatter from the S states back to V; F.ctc_loss reports this as d/d log_probs
+        # scatter from the U' states back to V; F.ctc_loss reports this as d/d log_probs
         grad = log_probs.exp().mul_(weight[:, :, None])  # (B,T,V)
-        occ = log_occ.exp_().mul_(-weight[:, :, None])  # (B,T,S)
+        occ = log_occ.exp_().mul_(-weight[:, :, None])  # (B,T,U')
         index = ext[:n_batch, None, :].expand(n_batch, n_frames, n_states)
         grad.scatter_add_(2, index, occ)
         return grad.to(ctx.in_dtype), None, None, None, None, None, None
@@ -254,10 +263,10 @@ class _CTCLoss(torch.autograd.Function):
 def _reversed_flat_index(input_lens, n_ext, n_frames, n_states) -> torch.Tensor:
     """Flat index into a (B,T,S) tensor of (b, T_b - 1 - t, S_b - 1 - s): (B,T,S)."""
     time_rev = _reverse_index(input_lens, n_frames)  # (B,T)
-    state_rev = _reverse_index(n_ext, n_states)  # (B,S)
+    state_rev = _reverse_index(n_ext, n_states)  # (B,U')
     batch = torch.arange(len(input_lens), device=input_lens.device)[:, None, None]
     rows = batch * n_frames + time_rev[:, :, None]  # (B,T,1)
-    return rows * n_states + state_rev[:, None, :]  # (B,T,S)
+    return rows * n_states + state_rev[:, None, :]  # (B,T,U')
 
 
 def _beta_index(alpha, input_lens, n_ext, n_batch) -> torch.Tensor:
@@ -269,7 +278,7 @@ def _beta_index(alpha, input_lens, n_ext, n_batch) -> torch.Tensor:
     time_rev = input_lens[:, None] - 1 - time  # (B,T)
     time_rev = time_rev.masked_fill(time_rev < 0, n_rows - 1)
     state = torch.arange(width - 2, device=device)
-    column = (n_ext[:, None] - 1 - state).clamp(min=-2) + 2  # (B,S): 0 is log 0
+    column = (n_ext[:, None] - 1 - state).clamp(min=-2) + 2  # (B,U'): 0 is log 0
     item = n_batch + torch.arange(n_batch, device=device)[:, None]  # (B,1)
     rows = (time_rev * n_items + item) * width  # (B,T)
-    return rows[:, :, None] + column[:, None, :]  # (B,T,S)
+    return rows[:, :, None] + column[:, None, :]  # (B,T,U')

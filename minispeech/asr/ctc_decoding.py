@@ -101,8 +101,15 @@ def ctc_prefix_beam_search(
         raise ValueError(f"log_probs must be (B,T,V) or (T,V), got {shape}")
     n_batch, n_frames, _ = log_probs.shape
     lens = [n_frames] * n_batch if lens is None else lens.tolist()
-    options = dict(blank=blank, beam_width=beam_width, lm=lm, alpha=alpha, beta=beta,
-                   token_to_text=token_to_text, token_min_logp=token_min_logp)
+    options = dict(
+        blank=blank,
+        beam_width=beam_width,
+        lm=lm,
+        alpha=alpha,
+        beta=beta,
+        token_to_text=token_to_text,
+        token_min_logp=token_min_logp,
+    )
     best = []
     for b in range(n_batch):
         hyps = ctc_prefix_beam_search_single(log_probs[b, : lens[b]], **options)
@@ -138,8 +145,8 @@ def ctc_prefix_beam_search_single(
         labels = [k for k, lp in candidates if k != blank and lp >= token_min_logp]
         beam = _extend(beam, frame, labels, blank)
         scores = {p: words.score(p, _logsumexp(*probs)) for p, probs in beam.items()}
-        ranked = sorted((p for p in beam if scores[p] > -math.inf), key=scores.get,
-                        reverse=True)  # a prefix that needs more frames is dropped
+        alive = [p for p in beam if scores[p] > -math.inf]  # else needs more frames
+        ranked = sorted(alive, key=scores.get, reverse=True)
         beam = {prefix: beam[prefix] for prefix in ranked[:beam_width]}
     hyps = [words.finish(prefix, _logsumexp(*probs)) for prefix, probs in beam.items()]
     return sorted(hyps, key=lambda h: h.score, reverse=True)

@@ -48,9 +48,9 @@ def rnnt_loss(
     length).
     """
     check_rnnt_inputs(logits, targets, logit_lens, target_lens, blank, reduction)
-    losses = _RNNTLoss.apply(
-        logits, targets, logit_lens, target_lens, blank, float(fastemit_lambda)
-    )  # (B,)
+    # one -ln P(y|x) per utterance: (B,)
+    lens = (logit_lens, target_lens)
+    losses = _RNNTLoss.apply(logits, targets, *lens, blank, float(fastemit_lambda))
     return reduce_losses(losses, target_lens, reduction)
 
 

@@ -44,7 +44,7 @@ def rnnt_greedy_decode_single(
     assert enc.ndim == 2, f"enc must be (T,D_enc), got {tuple(enc.shape)}"
     _check_max_symbols(max_symbols)
     blank = prediction.blank
-    g, state = prediction.step(enc.new_full((1,), blank, dtype=torch.long))  # (1,H)
+    g, state = prediction.step(enc.new_full((1,), blank, dtype=torch.long))  # (1,Dh)
     hyp = []
     for t in range(enc.shape[0]):
         for _ in range(max_symbols):
@@ -72,10 +72,10 @@ def rnnt_greedy_decode(
     _check_max_symbols(max_symbols)
     B, T, _ = enc.shape
     blank = prediction.blank
-    f = joint.project_encoder(enc)  # (B,T,H)
+    f = joint.project_encoder(enc)  # (B,T,Dh)
     labels = torch.full((B,), blank, dtype=torch.long, device=enc.device)
     g, state = prediction.step(labels)  # (B,D_pred)
-    g = joint.project_prediction(g)  # (B,H)
+    g = joint.project_prediction(g)  # (B,Dh)
     hyps = [[] for _ in range(B)]
     for t in range(T):
         active = t < enc_lens  # (B,) utterances still emitting in frame t
@@ -119,8 +119,8 @@ def rnnt_beam_search_reference(
     default); the scores themselves stay unnormalized.
     """
     assert enc.ndim == 2, f"enc must be (T,D_enc), got {tuple(enc.shape)}"
-    blank, f = prediction.blank, joint.project_encoder(enc)  # (T,H)
-    cache = {}  # tokens -> (projected prediction output (1,H), LSTM state)
+    blank, f = prediction.blank, joint.project_encoder(enc)  # (T,Dh)
+    cache = {}  # tokens -> (projected prediction output (1,Dh), LSTM state)
 
     def log_probs(hyps: list[tuple], t: int) -> Tensor:
         rows = []
@@ -149,14 +149,14 @@ def rnnt_beam_search(
     """The search of rnnt_beam_search_reference with one prediction-network step and
     one joint call per expansion level for all hypotheses at once."""
     assert enc.ndim == 2, f"enc must be (T,D_enc), got {tuple(enc.shape)}"
-    blank, f = prediction.blank, joint.project_encoder(enc)  # (T,H)
-    cache = {}  # tokens -> (projected prediction output (H,), (h, c) each (L,H))
+    blank, f = prediction.blank, joint.project_encoder(enc)  # (T,Dh)
+    cache = {}  # tokens -> (projected prediction output (Dh,), (h, c) each (Nl,Dh))
 
     def log_probs(hyps: list[tuple], t: int) -> Tensor:
         new = [tokens for tokens in hyps if tokens not in cache]
         if new:
             _extend_cache(prediction, joint, cache, new, blank, enc.device)
-        g = torch.stack([cache[tokens][0] for tokens in hyps])  # (n,H)
+        g = torch.stack([cache[tokens][0] for tokens in hyps])  # (n,Dh)
         logits = joint.joint_projected(f[t].expand_as(g), g)  # (n,V)
         return logits[:, : blank + 1].log_softmax(-1)
 
@@ -168,11 +168,11 @@ def _extend_cache(prediction, joint, cache, new, blank, device) -> None:
     labels = torch.tensor([tok[-1] if tok else blank for tok in new], device=device)
     state = None
     if new[0]:  # a level's new hypotheses are all non-empty or all the empty root
-        h = torch.stack([cache[tok[:-1]][1][0] for tok in new], dim=1)  # (L,n,H)
-        c = torch.stack([cache[tok[:-1]][1][1] for tok in new], dim=1)  # (L,n,H)
+        h = torch.stack([cache[tok[:-1]][1][0] for tok in new], dim=1)  # (Nl,n,Dh)
+        c = torch.stack([cache[tok[:-1]][1][1] for tok in new], dim=1)  # (Nl,n,Dh)
         state = (h, c)
     g, (h, c) = prediction.step(labels, state)  # (n,D_pred)
-    g = joint.project_prediction(g)  # (n,H)
+    g = joint.project_prediction(g)  # (n,Dh)
     for i, tokens in enumerate(new):
         cache[tokens] = (g[i], (h[:, i], c[:, i]))
 
@@ -184,9 +184,8 @@ def _search(log_probs, n_frames, blank, beam_size, max_symbols, score_norm):
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     beam = {(): 0.0}  # B: label sequence -> ln Pr(sequence, frames < t consumed)
     for t in range(n_frames):
-        closed, level = {}, dict(
-            beam
-        )  # closed: the new B; level: A, n labels in frame t
+        # closed: the new B; level: A, the hypotheses with n labels in frame t
+        closed, level = {}, dict(beam)
         for n_emitted in range(max_symbols + 1):
             level = _best(level, beam_size)
             lps = log_probs(list(level), t)  # (n,V)

@@ -48,7 +48,7 @@ class LSTMDropout(nn.Module):
                         bias[d_hidden : 2 * d_hidden].zero_()
 
     def forward(self, x: Tensor, state: Optional[State]) -> tuple[Tensor, State]:
-        out, state = self.lstm(x, state)  # (B,U,H)
+        out, state = self.lstm(x, state)  # (B,U,Dh)
         return self.dropout(out), state
 
 
@@ -102,7 +102,7 @@ class PredictionNetwork(nn.Module):
         out, state = self.prediction["dec_rnn"](
             self.prediction["embed"](labels[:, None]), state
         )
-        return out[:, 0], state  # (B,H)
+        return out[:, 0], state  # (B,Dh)
 
 
 class JointNetwork(nn.Module):
@@ -140,11 +140,11 @@ class JointNetwork(nn.Module):
 
     def forward(self, enc: Tensor, pred: Tensor) -> Tensor:
         """enc (B,T,D_enc), pred (B,U+1,D_pred) -> logits (B,T,U+1,V)."""
-        assert (
-            enc.ndim == 3 and pred.ndim == 3
-        ), f"got {tuple(enc.shape)}, {tuple(pred.shape)}"
-        f = self.project_encoder(enc)[:, :, None]  # (B,T,1,H)
-        g = self.project_prediction(pred)[:, None]  # (B,1,U+1,H)
+        assert enc.ndim == 3 and pred.ndim == 3, (
+            f"got {tuple(enc.shape)}, {tuple(pred.shape)}"
+        )
+        f = self.project_encoder(enc)[:, :, None]  # (B,T,1,Dh)
+        g = self.project_prediction(pred)[:, None]  # (B,1,U+1,Dh)
         return self.joint_projected(f, g)  # (B,T,U+1,V)
 
     def joint(self, enc: Tensor, pred: Tensor) -> Tensor:
@@ -158,10 +158,10 @@ class JointNetwork(nn.Module):
         )
 
     def project_encoder(self, enc: Tensor) -> Tensor:
-        return self.enc(enc)  # (...,H)
+        return self.enc(enc)  # (...,Dh)
 
     def project_prediction(self, pred: Tensor) -> Tensor:
-        return self.pred(pred)  # (...,H)
+        return self.pred(pred)  # (...,Dh)
 
     def joint_projected(self, f: Tensor, g: Tensor) -> Tensor:
         """Projected, broadcastable f (...,H) and g (...,H) -> logits (...,V)."""

@@ -110,9 +110,9 @@ class SpecAugment(nn.Module):
     ) -> Tensor:
         """feats (B, M, T), feat_lens (B,) -> masked copy of feats (B, M, T)."""
         assert feats.dim() == 3, f"feats must be (B, M, T), got {tuple(feats.shape)}"
-        assert (
-            feat_lens.shape == feats.shape[:1]
-        ), f"feat_lens must be ({feats.shape[0]},), got {tuple(feat_lens.shape)}"
+        assert feat_lens.shape == feats.shape[:1], (
+            f"feat_lens must be ({feats.shape[0]},), got {tuple(feat_lens.shape)}"
+        )
         if self.freq_masks == 0 and self.time_masks == 0:
             return feats
         return feats.masked_fill(

@@ -235,6 +235,7 @@ class MelSpectrogram(nn.Module):
 
     def _power_spectrum(self, audio: Tensor) -> Tensor:
         """Steps 3-4 (first half): |STFT| ** mag_power, (B, S) -> (B, F, T)."""
+        # (B, S) -> complex (B, F, T)
         spec = stft(
             audio,
             self.n_fft,
@@ -243,7 +244,7 @@ class MelSpectrogram(nn.Module):
             self.window,
             center=not self.exact_pad,
             pad_mode="constant",
-        )  # (B, F, T)
+        )
         guard = CONSTANT if self.use_grads else 0.0  # keeps sqrt differentiable at 0
         mag = torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + guard)  # (B, F, T)
         if self.training and self.nb_augmentation_prob > 0:
@@ -262,9 +263,9 @@ class MelSpectrogram(nn.Module):
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> (feats (B, M, T), feat_lens (B,))."""
         assert audio.dim() == 2, f"audio must be (B, S), got shape {tuple(audio.shape)}"
-        assert (
-            audio_lens.shape == audio.shape[:1]
-        ), f"audio_lens must be (B,)=({audio.shape[0]},), got {tuple(audio_lens.shape)}"
+        assert audio_lens.shape == audio.shape[:1], (
+            f"audio_lens must be ({audio.shape[0]},), got {tuple(audio_lens.shape)}"
+        )
         if (audio_lens > audio.shape[1]).any() or (audio_lens < 0).any():
             raise ValueError(
                 f"audio_lens must be in 0..{audio.shape[1]}, got {audio_lens.tolist()}"

@@ -9,9 +9,9 @@ map
     W(f) = S/2 - (S/2 - F_hi min(alpha, 1)) / (S/2 - F_hi min(alpha, 1) / alpha)
                  * (S/2 - f)
 
-(S the sample rate, F_hi = 4800 Hz), which keeps 0 and Nyquist fixed.
-A longer or shorter
-vocal tract scales the formants by about that factor, so the model sees more voices.
+(S the sample rate, F_hi = 4800 Hz), which keeps 0 and Nyquist fixed. A longer or
+shorter vocal tract scales the formants by about that factor, so the model sees more
+voices.
 Differs from the paper: the warp is applied to the finished (B, M, T) features, by
 reading each mel channel at W(its centre frequency) with linear interpolation between
 neighbouring channels, instead of warping the filterbank; it costs one gather per batch.
@@ -28,8 +28,7 @@ from minispeech.audio.mel import hz_to_mel, mel_points
 def vtlp_warp(
     freqs: Tensor, alpha: Tensor, sample_rate: float, f_hi: float = 4800.0
 ) -> Tensor:
-    """W(f) of Jaitly & Hinton 2013, Eq. 1:
-    freqs (..., M) Hz, alpha (..., 1) -> (..., M) Hz."""
+    """W(f), Jaitly & Hinton 2013 Eq. 1: Hz (..., M), alpha (..., 1) -> Hz (..., M)."""
     nyquist = sample_rate / 2
     knee = f_hi * alpha.clamp(max=1.0) / alpha  # (..., 1)
     high = nyquist - (nyquist - f_hi * alpha.clamp(max=1.0)) / (nyquist - knee) * (
@@ -61,16 +60,14 @@ class FrequencyWarp(nn.Module):
             )
         self.sample_rate, self.boundary_hz, self.prob = sample_rate, boundary_hz, prob
         self.min_factor, self.max_factor = min_factor, max_factor
-        corners = mel_points(
-            features, lowfreq, highfreq or sample_rate / 2
-        )  # (M+2,) Hz
+        # the M+2 corner frequencies (Hz) of the mel triangles
+        corners = mel_points(features, lowfreq, highfreq or sample_rate / 2)
         mels = hz_to_mel(corners)  # (M+2,) evenly spaced
         self.register_buffer("centers", corners[1:-1].float(), persistent=False)  # (M,)
         self.mel_lo, self.mel_step = float(mels[1]), float(mels[2] - mels[1])
 
     def source_index(self, alpha: Tensor) -> Tensor:
-        """alpha (B,) -> fractional channel index (B, M)
-        to read each output channel from."""
+        """alpha (B,) -> the fractional input channel of each output channel (B, M)."""
         src_hz = vtlp_warp(
             self.centers[None], alpha[:, None], self.sample_rate, self.boundary_hz
         )
@@ -81,9 +78,9 @@ class FrequencyWarp(nn.Module):
         self, feats: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
         """feats (B, M, T) -> warped feats (B, M, T)."""
-        assert (
-            feats.dim() == 3 and feats.shape[1] == self.centers.numel()
-        ), f"feats must be (B, {self.centers.numel()}, T), got {tuple(feats.shape)}"
+        assert feats.dim() == 3 and feats.shape[1] == self.centers.numel(), (
+            f"feats must be (B, {self.centers.numel()}, T), got {tuple(feats.shape)}"
+        )
         n_batch = feats.shape[0]
         u = torch.rand(n_batch, generator=generator, device=feats.device)  # (B,)
         alpha = self.min_factor + (self.max_factor - self.min_factor) * u  # (B,)

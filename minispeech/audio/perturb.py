@@ -54,19 +54,15 @@ def time_stretch(wave: Tensor, rate: float, n_fft: int = 512, hop: int = 128) ->
     mag = (1 - alpha) * spec[:, left].abs() + alpha * spec[:, left + 1].abs()  # (F, T2)
     # expected phase advance per hop for each bin, then the measured deviation
     omega = 2 * math.pi * hop * torch.arange(n_bins, device=wave.device) / n_fft  # (F,)
-    delta = (
-        spec[:, left + 1].angle() - spec[:, left].angle() - omega[:, None]
-    )  # (F, T2)
-    delta = delta - 2 * math.pi * torch.round(
-        delta / (2 * math.pi)
-    )  # wrap to [-pi, pi]
+    delta = spec[:, left + 1].angle() - spec[:, left].angle()  # (F, T2)
+    delta = delta - omega[:, None]
+    delta = delta - 2 * math.pi * torch.round(delta / (2 * math.pi))  # to [-pi, pi]
     advance = omega[:, None] + delta  # (F, T2)
     phase = spec[:, :1].angle() + torch.cumsum(advance, dim=1) - advance  # (F, T2)
     out = torch.polar(mag, phase)  # (F, T2)
     length = int(round(wave.numel() / rate))
-    return istft(out, n_fft, hop, window=window, length=length).to(
-        wave.dtype
-    )  # (S / rate,)
+    stretched = istft(out, n_fft, hop, window=window, length=length)  # (S / rate,)
+    return stretched.to(wave.dtype)
 
 
 def pitch_shift(wave: Tensor, semitones: float) -> Tensor:

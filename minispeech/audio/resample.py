@@ -119,9 +119,10 @@ def resample(
     cutoff = rolloff * min(orig_sr, new_sr) / orig_sr
     half_width = filter_half_width(orig_sr, new_sr, rolloff, attenuation_db)
     beta = kaiser_beta(attenuation_db)
+    # weights: (L, 2K+2), one filter per output phase
     weights, base, reach = polyphase_filters(
         up, down, cutoff, half_width, beta, wave.dtype
-    )  # (L, 2K+2)
+    )
     weights = weights.to(wave.device)
     return _apply_polyphase(wave, weights, base, reach, up, down, new_sr, orig_sr)
 

@@ -91,9 +91,8 @@ def _center_pad(x: Tensor, n_fft: int, pad_mode: str) -> Tensor:
             f"reflect padding of {pad} samples needs a signal longer than {pad}, "
             f"got {x.shape[-1]} samples; use pad_mode='constant' or a smaller n_fft"
         )
-    flat = x.reshape(
-        -1, 1, x.shape[-1]
-    )  # (N, 1, S): F.pad's non-constant modes want 3-D
+    # F.pad's non-constant modes want 3-D input
+    flat = x.reshape(-1, 1, x.shape[-1])  # (N, 1, S)
     return F.pad(flat, (pad, pad), mode=pad_mode).reshape(*x.shape[:-1], -1)
 
 
@@ -130,9 +129,7 @@ def stft(
         )
     # 2) frames as a strided view (no copy), then window them
     frames = x.unfold(-1, n_fft, hop_length)  # (..., T, n_fft)
-    frames = frames * _padded_window(
-        window, n_fft, win_length, input
-    )  # (..., T, n_fft)
+    frames = frames * _padded_window(window, n_fft, win_length, input)
     # 3) DFT of each frame; rfft keeps the non-negative frequencies of a real signal
     norm = "ortho" if normalized else "backward"
     if onesided:
@@ -146,9 +143,7 @@ def _overlap_add(frames: Tensor, hop_length: int) -> Tensor:
     """Sum frames (N, T, n_fft) into a signal (N, n_fft + hop * (T - 1))."""
     n, n_frames, n_fft = frames.shape
     n_chunks = -(-n_fft // hop_length)  # ceil(n_fft / hop) hop-sized chunks per frame
-    out = frames.new_zeros(
-        n, n_frames + n_chunks - 1, hop_length
-    )  # (N, T + c - 1, hop)
+    out = frames.new_zeros(n, n_frames + n_chunks - 1, hop_length)  # (N, T+c-1, hop)
     # chunk j of frame t lands on output block t + j: add chunk j of every frame at once
     for j in range(n_chunks):
         chunk = frames[:, :, j * hop_length : (j + 1) * hop_length]  # (N, T, <= hop)

@@ -18,7 +18,6 @@ Usage: python -m minispeech.data.corpus build --out data/tinyspeech [--seed 0]
 """
 
 import argparse
-import json
 import multiprocessing
 import random
 import sys
@@ -33,6 +32,7 @@ import torch
 from minispeech.data.corpus_audio import align_words, encode_opus, speech_bounds
 from minispeech.data.corpus_text import long_sentence, sentence
 from minispeech.data.espeak import Voice, get_engine
+from minispeech.data.manifest import write_manifest
 
 SAMPLE_RATE = 16000
 ACCENT = "gmw/en-US"
@@ -219,13 +219,6 @@ def _run(out_dir: Path, plan: list, pool) -> list[dict]:
     return list(pool.imap(_write_task, tasks, chunksize=8))
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """One JSON object per line, keys in a fixed order."""
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def build_corpus(
     out_dir,
     seed: int = 0,
@@ -260,7 +253,7 @@ def build_corpus(
             pool.close()
             pool.join()
     for name, rows in splits.items():
-        write_jsonl(out_dir / f"{name}.jsonl", rows)
+        write_manifest(out_dir / f"{name}.jsonl", rows)  # paths stay relative
     return splits
 
 

@@ -120,31 +120,40 @@ TEMPLATES = {
     "phone": lambda r: f"my number is {digit_string(r, 4, 6)}",
     "digits": lambda r: digit_string(r, 5, 7),
     "message": lambda r: f"send a message to {P(r, NAMES)} on {P(r, DAYS)}",
-    "where": lambda r: f"the {P(r, COLOURS)} {P(r, OBJECTS)} is "
-    f"{P(r, PREPOSITIONS)} the {P(r, OBJECTS)}",
-    "count": lambda r: f"{P(r, NAMES)} has {_n(r, 2, 99)} {P(r, COLOURS)} "
-    f"{P(r, PLURALS)}",
+    "where": lambda r: (
+        f"the {P(r, COLOURS)} {P(r, OBJECTS)} is "
+        f"{P(r, PREPOSITIONS)} the {P(r, OBJECTS)}"
+    ),
+    "count": lambda r: (
+        f"{P(r, NAMES)} has {_n(r, 2, 99)} {P(r, COLOURS)} {P(r, PLURALS)}"
+    ),
     "meet": lambda r: f"meet {P(r, NAMES)} on {P(r, DAYS)} {P(r, PARTS_OF_DAY)}",
     "weather": _weather,
     "music": lambda r: f"play some {P(r, GENRES)} music in the {P(r, ROOMS)}",
     "pictures": lambda r: f"show me the pictures from {P(r, MONTHS)}",
-    "move": lambda r: f"move the {P(r, COLOURS)} {P(r, OBJECTS)} to the "
-    f"{P(r, DIRECTIONS)}",
-    "greeting": lambda r: f"{P(r, GREETINGS)} {P(r, NAMES)} how are you "
-    f"{P(r, WHEN[:2])}",
+    "move": lambda r: (
+        f"move the {P(r, COLOURS)} {P(r, OBJECTS)} to the {P(r, DIRECTIONS)}"
+    ),
+    "greeting": lambda r: (
+        f"{P(r, GREETINGS)} {P(r, NAMES)} how are you {P(r, WHEN[:2])}"
+    ),
     "clock": lambda r: f"it's {clock_time(r)} on {P(r, DAYS)}",
     "remind": lambda r: f"don't forget to {P(r, TASKS)}",
     "go": lambda r: f"let's go to the {P(r, PLACES)} on {P(r, DAYS)}",
-    "animal": lambda r: f"the {P(r, SIZES)} {P(r, COLOURS)} {P(r, ANIMALS)} "
-    f"{P(r, ANIMAL_VERBS)} in the {P(r, ROOMS)}",
+    "animal": lambda r: (
+        f"the {P(r, SIZES)} {P(r, COLOURS)} {P(r, ANIMALS)} "
+        f"{P(r, ANIMAL_VERBS)} in the {P(r, ROOMS)}"
+    ),
     "pair": lambda r: f"{P(r, NAMES)} and {P(r, NAMES)} are in the {P(r, ROOMS)}",
     "shopping": lambda r: f"add {_n(r, 2, 12)} {P(r, FOODS)} to the shopping list",
     "volume": lambda r: f"turn the volume {P(r, ['up', 'down'])} to {_n(r, 1, 10)}",
     "howmany": lambda r: f"how many {P(r, PLURALS)} are in the {P(r, ROOMS)}",
-    "date": lambda r: f"the meeting is on {P(r, DAYS)} the {P(r, ORDINALS)} of "
-    f"{P(r, MONTHS)}",
-    "answer": lambda r: f"{P(r, ['yes', 'no', 'okay'])} thank you {P(r, NAMES)} "
-    f"see you {_see_you(r)}",
+    "date": lambda r: (
+        f"the meeting is on {P(r, DAYS)} the {P(r, ORDINALS)} of {P(r, MONTHS)}"
+    ),
+    "answer": lambda r: (
+        f"{P(r, ['yes', 'no', 'okay'])} thank you {P(r, NAMES)} see you {_see_you(r)}"
+    ),
 }
 # The words the templates spell out themselves (besides the word lists above).
 FIXED_WORDS = (

@@ -114,18 +114,16 @@ def scaled_dot_product_attention(
         return _sdpa(q, k, v, mask, bias, dropout_p), None
     if impl != "reference":
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(
-        q.size(-1)
-    )  # (B, H, T, T2)
+    scale = math.sqrt(q.size(-1))  # sqrt(d_k), Vaswani Eq. 1
+    scores = torch.matmul(q, k.transpose(-2, -1)) / scale  # (B, H, T, T2)
     if bias is not None:
         scores = scores + bias
     if mask is not None:
         scores = scores.masked_fill(~mask, MASKED_SCORE)
     weights = torch.softmax(scores, dim=-1)  # (B, H, T, T2)
     if mask is not None:
-        weights = weights.masked_fill(
-            ~mask, 0.0
-        )  # fully masked rows become 0, not uniform
+        # fully masked rows become 0, not uniform
+        weights = weights.masked_fill(~mask, 0.0)
     out = torch.matmul(F.dropout(weights, dropout_p), v)  # (B, H, T, d_k)
     return out, weights
 

@@ -47,9 +47,8 @@ def stochastic_depth_probs(
         raise ValueError(
             f"stochastic_depth_mode must be linear or uniform, got {mode!r}"
         )
-    n_droppable = (
-        n_layers - start_layer
-    )  # NeMo never drops the first `start_layer` layers
+    # NeMo never drops the first `start_layer` layers
+    n_droppable = n_layers - start_layer
     if mode == "linear":  # 1/L * p, 2/L * p, ..., p
         later = [i / n_droppable * drop_prob for i in range(1, n_droppable + 1)]
     else:

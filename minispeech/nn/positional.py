@@ -27,10 +27,8 @@ from torch import nn
 def sinusoid_table(positions: torch.Tensor, d_model: int) -> torch.Tensor:
     """Sinusoids at the given (float) positions: (P,) -> (P, D). Vaswani Sec. 3.5."""
     # 1 / 10000^(2i/D) for i = 0 .. D/2-1, written as exp(-2i ln(10000) / D)
-    inv_freq = torch.exp(
-        torch.arange(0, d_model, 2, dtype=torch.float32, device=positions.device)
-        * -(math.log(10000.0) / d_model)
-    )  # (D/2,)
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float32, device=positions.device)
+    inv_freq = torch.exp(two_i * -(math.log(10000.0) / d_model))  # (D/2,)
     angles = positions.to(torch.float32).unsqueeze(1) * inv_freq  # (P, D/2)
     table = torch.zeros(len(positions), d_model, device=positions.device)
     table[:, 0::2] = torch.sin(angles)
@@ -105,7 +103,6 @@ class RelPositionalEncoding(PositionalEncoding):
         assert x.dim() == 3 and x.size(-1) == self.d_model, x.shape
         if self.xscale is not None:
             x = x * self.xscale
-        pos_emb = (
-            self.relative_positions(x.size(1)).to(x.dtype).unsqueeze(0)
-        )  # (1, 2T-1, D)
+        pos_emb = self.relative_positions(x.size(1)).to(x.dtype)  # (2T-1, D)
+        pos_emb = pos_emb.unsqueeze(0)  # (1, 2T-1, D)
         return self.dropout(x), self.dropout_emb(pos_emb)

@@ -89,9 +89,8 @@ class ConvSubsampling(nn.Module):
         x = x.unsqueeze(1)  # (B, 1, T, M): one input channel
         for layer in self.conv:
             if isinstance(layer, nn.Conv2d):
-                x = _zero_padded_frames(
-                    x, lens
-                )  # padding must not leak into valid frames
+                # padding must not leak into valid frames
+                x = _zero_padded_frames(x, lens)
                 if layer.stride[0] == 2:
                     lens = subsampled_length(lens, 1)
             x = layer(x)  # a stride-2 conv: (B, C, T, M) -> (B, C, T/2, M/2)

@@ -117,9 +117,8 @@ class TransformerEncoder(nn.Module):
         )
         x, lens = self.pre_encode(feats.transpose(1, 2), feat_lens)  # (B, T', D)
         x = self.pos_enc(x)
-        att_mask = self_attention_mask(
-            lens, x.size(1), self.att_context_size
-        )  # (B, T', T')
+        # (B, T', T'): the keys each query may see
+        att_mask = self_attention_mask(lens, x.size(1), self.att_context_size)
         for layer in self.layers:
             x = layer(x, att_mask)
         return self.norm_out(x).transpose(1, 2), lens  # (B, D, T')
@@ -129,12 +128,10 @@ class TransformerEncoder(nn.Module):
 class DecoderCache:
     """What step-by-step decoding carries between calls (all per layer)."""
 
-    self_kv: list[
-        tuple[torch.Tensor, torch.Tensor]
-    ]  # keys/values so far, (B, H, U, d_k)
-    cross_kv: list[
-        tuple[torch.Tensor, torch.Tensor]
-    ]  # encoder keys/values, (B, H, T', d_k)
+    # keys/values so far, (B, H, U, d_k) each
+    self_kv: list[tuple[torch.Tensor, torch.Tensor]]
+    # encoder keys/values, (B, H, T', d_k) each
+    cross_kv: list[tuple[torch.Tensor, torch.Tensor]]
 
     @property
     def length(self) -> int:
@@ -226,9 +223,8 @@ class TransformerDecoder(nn.Module):
         x = self.pos_enc(self.embedding(tokens), offset=past)  # (B, U, D)
         # query i (absolute position past + i) may see keys 0 .. past + i
         q_pos = torch.arange(past, past + u, device=tokens.device).unsqueeze(1)
-        self_mask = (
-            torch.arange(past + u, device=tokens.device) <= q_pos
-        )  # (U, U_past + U)
+        k_pos = torch.arange(past + u, device=tokens.device)  # (U_past + U,)
+        self_mask = k_pos <= q_pos  # (U, U_past + U)
         self_mask = self_mask.expand(tokens.size(0), -1, -1)  # (B, U, U_past + U)
         cross_mask = padding_mask(enc_lens, enc.size(2)).unsqueeze(1).expand(-1, u, -1)
         new_self_kv = []
