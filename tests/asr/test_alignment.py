@@ -19,8 +19,9 @@ def _brute_force_best_path(log_probs, target, blank):
     n_frames, n_vocab = log_probs.shape
     best, best_logp = None, -float("inf")
     for path in itertools.product(range(n_vocab), repeat=n_frames):
-        label = [k for i, k in enumerate(path)
-                 if k != blank and (i == 0 or k != path[i - 1])]
+        label = [
+            k for i, k in enumerate(path) if k != blank and (i == 0 or k != path[i - 1])
+        ]
         logp = log_probs[range(n_frames), list(path)].sum().item()
         if label == target and logp > best_logp:
             best, best_logp = list(path), logp
@@ -51,8 +52,12 @@ def _planted(runs, n_vocab):
 def test_recovers_planted_spans():
     runs = [(0, 2), (3, 3), (0, 1), (5, 2), (0, 1), (5, 1), (2, 4), (0, 2)]
     alignment = ctc_forced_align_single(_planted(runs, 6), [3, 5, 5, 2])
-    assert alignment.spans == [TokenSpan(3, 2, 5), TokenSpan(5, 6, 8),
-                               TokenSpan(5, 9, 10), TokenSpan(2, 10, 14)]
+    assert alignment.spans == [
+        TokenSpan(3, 2, 5),
+        TokenSpan(5, 6, 8),
+        TokenSpan(5, 9, 10),
+        TokenSpan(2, 10, 14),
+    ]
 
 
 def test_batch_equals_one_at_a_time():
@@ -61,8 +66,9 @@ def test_batch_equals_one_at_a_time():
     input_lens, target_lens = torch.tensor([20, 9, 14]), torch.tensor([4, 1, 3])
     batched = ctc_forced_align(log_probs, targets, input_lens, target_lens)
     for b in range(3):
-        single = ctc_forced_align_single(log_probs[b, : input_lens[b]],
-                                         targets[b, : target_lens[b]])
+        single = ctc_forced_align_single(
+            log_probs[b, : input_lens[b]], targets[b, : target_lens[b]]
+        )
         assert batched[b] == single
         assert len(single.frame_labels) == input_lens[b]
 
@@ -73,12 +79,15 @@ def test_word_times_from_characters_and_pieces():
     alignment = ctc_forced_align_single(_planted(runs, 6), [2, 3, 1, 4, 5])
     words = word_spans(alignment.spans, chars, frame_duration=0.04)
     # frames: _ a a b _ " " " " c c c d _ _ -> ab: frames 1-3, cd: frames 7-10
-    assert words == [WordSpan("ab", pytest.approx(0.04), pytest.approx(0.16)),
-                     WordSpan("cd", pytest.approx(0.28), pytest.approx(0.44))]
+    assert words == [
+        WordSpan("ab", pytest.approx(0.04), pytest.approx(0.16)),
+        WordSpan("cd", pytest.approx(0.28), pytest.approx(0.44)),
+    ]
     pieces = ["", "\u2581ab", "c", "\u2581d"]  # SentencePiece: "ab" + "c", "d"
     spans = [TokenSpan(1, 0, 2), TokenSpan(2, 3, 4), TokenSpan(3, 6, 8)]
     assert word_spans(spans, pieces, frame_duration=0.1) == [
-        WordSpan("abc", 0.0, pytest.approx(0.4)), WordSpan("d", pytest.approx(0.6), 0.8)
+        WordSpan("abc", 0.0, pytest.approx(0.4)),
+        WordSpan("d", pytest.approx(0.6), 0.8),
     ]
 
 

@@ -36,8 +36,10 @@ def test_greedy_batched_equals_one_at_a_time():
     lens = torch.tensor([30, 1, 17, 29, 5, 30])
     for blank in (0, 6):
         batched = ctc_greedy_decode(log_probs, lens, blank=blank)
-        single = [ctc_greedy_decode_single(log_probs[b, :n], blank) for b, n in
-                  enumerate(lens.tolist())]
+        single = [
+            ctc_greedy_decode_single(log_probs[b, :n], blank)
+            for b, n in enumerate(lens.tolist())
+        ]
         assert batched == single
         assert any(len(tokens) > 3 for tokens in batched)
 
@@ -55,8 +57,9 @@ def _brute_force_labelings(log_probs, blank):
     n_frames, n_vocab = log_probs.shape
     terms = {}
     for path in itertools.product(range(n_vocab), repeat=n_frames):
-        label = tuple(k for i, k in enumerate(path)
-                      if k != blank and (i == 0 or k != path[i - 1]))
+        label = tuple(
+            k for i, k in enumerate(path) if k != blank and (i == 0 or k != path[i - 1])
+        )
         terms.setdefault(label, []).append(log_probs[range(n_frames), list(path)].sum())
     return {lab: torch.logsumexp(torch.stack(t), 0).item() for lab, t in terms.items()}
 
@@ -68,8 +71,9 @@ def test_exhaustive_beam_matches_brute_force(blank):
     for _ in range(3):
         log_probs = (0.8 * torch.randn(5, 3, dtype=torch.float64)).log_softmax(-1)
         brute = _brute_force_labelings(log_probs, blank)
-        hyps = ctc_prefix_beam_search_single(log_probs, blank=blank, beam_width=64,
-                                             token_min_logp=-math.inf)
+        hyps = ctc_prefix_beam_search_single(
+            log_probs, blank=blank, beam_width=64, token_min_logp=-math.inf
+        )
         assert hyps[0].tokens == max(brute, key=brute.get)
         assert len(hyps) == len(brute)
         for hyp in hyps:
@@ -106,8 +110,9 @@ def test_shallow_fusion_picks_the_word_the_lm_knows():
     assert [CHARS[k] for k in ctc_greedy_decode_single(log_probs)] == list("cab")
     plain = ctc_prefix_beam_search_single(log_probs, beam_width=8)
     assert plain[0].tokens == (2, 3, 5)
-    fused = ctc_prefix_beam_search_single(log_probs, beam_width=8, lm=lm, alpha=1.0,
-                                          beta=0.5, token_to_text=CHARS)
+    fused = ctc_prefix_beam_search_single(
+        log_probs, beam_width=8, lm=lm, alpha=1.0, beta=0.5, token_to_text=CHARS
+    )
     best = fused[0]
     assert best.tokens == (2, 3, 4)  # c a t
     assert best.lm == pytest.approx(lm.sentence_score("cat"))
@@ -119,8 +124,9 @@ def test_lm_is_applied_at_word_boundaries():
     lm = NGramLM.train(["cat sat", "cat cat sat"], order=3)
     # c a t _ s a t, spelled with certainty
     frames = [{c: 0.99} for c in "cat sat"]
-    hyps = ctc_prefix_beam_search_single(_spell(frames), beam_width=4, lm=lm,
-                                         alpha=0.7, token_to_text=CHARS)
+    hyps = ctc_prefix_beam_search_single(
+        _spell(frames), beam_width=4, lm=lm, alpha=0.7, token_to_text=CHARS
+    )
     assert "".join(CHARS[k] for k in hyps[0].tokens) == "cat sat"
     assert hyps[0].n_words == 2
     assert hyps[0].lm == pytest.approx(lm.sentence_score("cat sat"))
@@ -130,8 +136,9 @@ def test_sentencepiece_pieces_start_words():
     lm = NGramLM.train(["the cat", "the cat sat"], order=2)
     pieces = ["<blank>", "\u2581the", "\u2581ca", "t", "\u2581sat"]
     log_probs = _table([1, 0, 2, 3, 0, 4], 5)  # ▁the ▁ca t ▁sat
-    hyps = ctc_prefix_beam_search_single(log_probs, beam_width=4, lm=lm,
-                                         token_to_text=pieces)
+    hyps = ctc_prefix_beam_search_single(
+        log_probs, beam_width=4, lm=lm, token_to_text=pieces
+    )
     assert hyps[0].tokens == (1, 2, 3, 4)
     assert hyps[0].n_words == 3
     assert hyps[0].lm == pytest.approx(lm.sentence_score("the cat sat"))

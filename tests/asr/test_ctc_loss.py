@@ -15,8 +15,9 @@ def _torch_ctc(log_probs, targets, input_lens, target_lens, **kwargs):
     return F.ctc_loss(log_probs, targets, input_lens, target_lens, **kwargs)
 
 
-def _random_case(n_batch=4, n_frames=20, n_vocab=6, n_labels=6, dtype=torch.float64,
-                 min_frames=None):
+def _random_case(
+    n_batch=4, n_frames=20, n_vocab=6, n_labels=6, dtype=torch.float64, min_frames=None
+):
     logits = torch.randn(n_batch, n_frames, n_vocab, dtype=dtype)
     targets = torch.randint(1, n_vocab, (n_batch, n_labels))
     targets[0, 1:3] = targets[0, 0]  # repeated labels force blanks between them
@@ -70,21 +71,37 @@ def test_minimal_and_impossible_lengths():
     target_lens = torch.tensor([5, 5])
     log_probs = torch.randn(2, 7, 5, dtype=torch.float64).log_softmax(-1)
     input_lens = torch.tensor([7, 6])  # item 0 minimal, item 1 one frame short
-    ours, our_grad = _grad(ctc_loss, log_probs, targets, input_lens, target_lens,
-                           reduction="none")
-    ref, ref_grad = _grad(_torch_ctc, log_probs, targets, input_lens, target_lens,
-                          reduction="none")
+    ours, our_grad = _grad(
+        ctc_loss, log_probs, targets, input_lens, target_lens, reduction="none"
+    )
+    ref, ref_grad = _grad(
+        _torch_ctc, log_probs, targets, input_lens, target_lens, reduction="none"
+    )
     assert torch.isfinite(ours[0]) and torch.isinf(ours[1])
     # the minimal case has exactly one path: blanks only between the repeats
     path = [1, 2, 0, 2, 3, 0, 3]
     assert ours[0].item() == pytest.approx(-log_probs[0, range(7), path].sum().item())
     torch.testing.assert_close(ours, ref)
     torch.testing.assert_close(our_grad, ref_grad, equal_nan=True)
-    ours, our_grad = _grad(ctc_loss, log_probs, targets, input_lens, target_lens,
-                           reduction="none", zero_infinity=True)
+    ours, our_grad = _grad(
+        ctc_loss,
+        log_probs,
+        targets,
+        input_lens,
+        target_lens,
+        reduction="none",
+        zero_infinity=True,
+    )
     assert ours[1] == 0 and (our_grad[1] == 0).all() and our_grad[0].abs().sum() > 0
-    ref, ref_grad = _grad(_torch_ctc, log_probs, targets, input_lens, target_lens,
-                          reduction="none", zero_infinity=True)
+    ref, ref_grad = _grad(
+        _torch_ctc,
+        log_probs,
+        targets,
+        input_lens,
+        target_lens,
+        reduction="none",
+        zero_infinity=True,
+    )
     torch.testing.assert_close(our_grad, ref_grad, rtol=0, atol=1e-6)
 
 
@@ -112,8 +129,14 @@ def test_zero_length_targets_are_all_blank():
     targets = torch.zeros(3, 2, dtype=torch.long)
     input_lens, target_lens = torch.tensor([9, 4, 1]), torch.zeros(3, dtype=torch.long)
     for blank in (0, 3):
-        loss = ctc_loss(log_probs, targets + 1, input_lens, target_lens, blank=blank,
-                        reduction="none")
+        loss = ctc_loss(
+            log_probs,
+            targets + 1,
+            input_lens,
+            target_lens,
+            blank=blank,
+            reduction="none",
+        )
         expected = [-log_probs[b, : input_lens[b], blank].sum() for b in range(3)]
         torch.testing.assert_close(loss, torch.stack(expected))
 
@@ -186,8 +209,15 @@ def test_nemo_reference_values_and_gradients(nemo_ref):
     input_lens = torch.from_numpy(ref["ctc/input_lengths"])
     target_lens = torch.from_numpy(ref["ctc/target_lengths"])
     x = logits.requires_grad_(True)
-    nll = ctc_loss(x.log_softmax(-1), targets, input_lens, target_lens, blank=28,
-                   reduction="none", zero_infinity=True)
+    nll = ctc_loss(
+        x.log_softmax(-1),
+        targets,
+        input_lens,
+        target_lens,
+        blank=28,
+        reduction="none",
+        zero_infinity=True,
+    )
     np.testing.assert_allclose(nll.detach().numpy(), ref["ctc/none/loss"], rtol=1e-5)
     reductions = {  # NeMo's reductions from the per-utterance losses
         "mean_batch": nll.mean(),
@@ -198,8 +228,13 @@ def test_nemo_reference_values_and_gradients(nemo_ref):
     for name, loss in reductions.items():
         (grad,) = torch.autograd.grad(loss, x, retain_graph=True)
         np.testing.assert_allclose(loss.item(), ref[f"ctc/{name}/loss"], rtol=1e-5)
-        np.testing.assert_allclose(grad.numpy(), ref[f"ctc/{name}/grad_logits"],
-                                   rtol=2e-5, atol=2e-6, err_msg=name)
+        np.testing.assert_allclose(
+            grad.numpy(),
+            ref[f"ctc/{name}/grad_logits"],
+            rtol=2e-5,
+            atol=2e-6,
+            err_msg=name,
+        )
 
 
 def test_bad_inputs_are_named():

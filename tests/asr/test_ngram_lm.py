@@ -35,7 +35,9 @@ def test_counts_on_a_hand_worked_corpus():
     # unigrams use continuation counts: b follows <s> and a; </s> only follows b
     lower = adjusted_counts(counts, 1, order=2)
     assert {g: c for g, c in lower.items() if g != ("<s>",)} == {
-        ("a",): 1, ("b",): 2, ("</s>",): 1
+        ("a",): 1,
+        ("b",): 2,
+        ("</s>",): 1,
     }
     assert adjusted_counts(counts, 2, order=2) == counts[2]  # highest order: raw
 
@@ -45,8 +47,9 @@ def test_probabilities_on_a_hand_worked_corpus():
     gamma = 0.5 * 3 / 4 = 0.375 spread over |V| = 4 words (a, b, </s>, <unk>)."""
     lm = NGramLM.train(["a b", "b"], order=2, discounts=(0.5, 0.5, 0.5))
     p = {w: math.exp(lm.score(w)) for w in ("a", "b", "</s>", "<unk>")}
-    assert p == pytest.approx({"a": 0.21875, "b": 0.46875, "</s>": 0.21875,
-                               "<unk>": 0.09375})
+    assert p == pytest.approx(
+        {"a": 0.21875, "b": 0.46875, "</s>": 0.21875, "<unk>": 0.09375}
+    )
     # after <s>: a and b seen once each, gamma = 0.5 * 2 / 2 = 0.5
     assert math.exp(lm.score("a", ["<s>"])) == pytest.approx(0.25 + 0.5 * 0.21875)
     assert math.exp(lm.score("</s>", ["<s>"])) == pytest.approx(0.5 * 0.21875)
@@ -67,8 +70,16 @@ def test_modified_kneser_ney_discounts():
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 def test_distributions_sum_to_one(order):
     lm = NGramLM.train(CORPUS, order=order)
-    contexts = [(), ("<s>",), ("<s>", "the"), ("the", "cat"), ("on", "the"),
-                ("cat", "zebra"), ("zebra",), ("a", "dog", "sat")]
+    contexts = [
+        (),
+        ("<s>",),
+        ("<s>", "the"),
+        ("the", "cat"),
+        ("on", "the"),
+        ("cat", "zebra"),
+        ("zebra",),
+        ("a", "dog", "sat"),
+    ]
     for context in contexts:
         assert _total(lm, context) == pytest.approx(1.0, abs=1e-9), context
 
@@ -104,8 +115,10 @@ def test_load_names_the_bad_line(tmp_path):
 
 def test_from_manifest(tmp_path):
     manifest = tmp_path / "train.jsonl"
-    rows = [{"audio_filepath": f"{i}.wav", "duration": 1.0, "text": t}
-            for i, t in enumerate(CORPUS)]
+    rows = [
+        {"audio_filepath": f"{i}.wav", "duration": 1.0, "text": t}
+        for i, t in enumerate(CORPUS)
+    ]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     lm = NGramLM.from_manifest(manifest, order=2)
     reference = NGramLM.train(CORPUS, order=2)

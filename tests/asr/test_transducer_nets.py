@@ -39,8 +39,9 @@ def test_joint_matches_step_and_definition():
     joint = JointNetwork(
         encoder_hidden=5, pred_hidden=3, joint_hidden=7, vocab_size=4, activation="tanh"
     )
-    enc, pred = torch.randn(2, 6, 5), torch.randn(
-        2, 3, 3
+    enc, pred = (
+        torch.randn(2, 6, 5),
+        torch.randn(2, 3, 3),
     )  # (B,T,D_enc), (B,U+1,D_pred)
     logits = joint(enc, pred)
     assert logits.shape == (2, 6, 3, 5)
