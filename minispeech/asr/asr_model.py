@@ -14,6 +14,8 @@ NeMo's weights import without reordering.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Sequence
 
@@ -209,16 +211,26 @@ class ASRModel(SpeechModel):
         """Greedy transcripts of a batch (the subclass's decoder)."""
         raise NotImplementedError(f"{type(self).__name__} must define decode")
 
+    # the loss of an utterance longer than this is not computed: its full T' x U'
+    # trellis would not fit in memory (an hour: 90,000 frames x 100,000 states)
+    max_loss_seconds = 60.0
+
     def validation_step(self, batch: dict) -> dict:
-        """Summed loss and word/char error counts of one batch."""
-        loss = self.training_step(batch)["loss"]
+        """Summed loss and word/char error counts of one batch. The loss covers the
+        utterances up to `max_loss_seconds` (`loss_count` of them); the error counts
+        cover every utterance, long ones decoded by the model's own long-input path."""
+        short = batch["audio_lens"] <= self.max_loss_seconds * self.sample_rate  # (B,)
+        loss_sum, loss_count = 0.0, int(short.sum())
+        if loss_count:
+            sub = batch if bool(short.all()) else select_items(batch, short)
+            loss_sum = float(self.training_step(sub)["loss"]) * loss_count
         hyps = self.decode(batch["audio"], batch["audio_lens"])
         words = word_errors(batch["texts"], hyps)
         chars = char_errors(batch["texts"], hyps)  # spaces count, as metrics.cer
-        n = len(hyps)
         return {
-            "loss_sum": float(loss) * n,
-            "count": n,
+            "loss_sum": loss_sum,
+            "loss_count": loss_count,
+            "count": len(hyps),
             "word_errors": words.errors,
             "words": words.ref_len,
             "char_errors": chars.errors,
@@ -226,10 +238,12 @@ class ASRModel(SpeechModel):
         }
 
     def validation_metrics(self, stats: dict) -> dict:
-        """val_loss (mean over utterances), val_wer and val_cer (corpus level: the
-        same numbers as metrics.wer and metrics.cer on the same hypotheses)."""
+        """val_loss (mean over the utterances it covers), val_wer and val_cer (corpus
+        level: the same numbers as metrics.wer and metrics.cer on the same hypotheses).
+        """
+        loss_count = stats.get("loss_count", stats["count"])
         return {
-            "val_loss": stats["loss_sum"] / max(stats["count"], 1),
+            "val_loss": stats["loss_sum"] / loss_count if loss_count else math.nan,
             "val_wer": stats["word_errors"] / max(stats["words"], 1),
             "val_cer": stats["char_errors"] / max(stats["chars"], 1),
         }
@@ -259,6 +273,22 @@ class ASRModel(SpeechModel):
             texts += self.decode(audio.to(device), audio_lens.to(device))
         self.train(was_training)
         return texts
+
+
+def select_items(batch: dict, keep: Tensor) -> dict:
+    """The items of a batch where `keep` (B,) is True: tensors and lists indexed along
+    their first (batch) dimension, padded tensors trimmed to the longest kept item."""
+    index = keep.nonzero().flatten().tolist()
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, Tensor) and value.ndim > 0:
+            out[key] = value[keep]
+        elif isinstance(value, (list, tuple)):
+            out[key] = [value[i] for i in index]
+        else:
+            out[key] = value
+    out["audio"] = out["audio"][:, : int(out["audio_lens"].max())]  # (B_kept, S)
+    return out
 
 
 def pad_waves(waves: Sequence[Tensor]) -> tuple[Tensor, Tensor]:

@@ -12,7 +12,12 @@ Wagner & Fischer 1974:
 The backtrace from d[N][M] recovers one optimal alignment; S, D and I are counted on
 it. Several alignments can share the minimum (same S + D + I, different split); the
 tie-breaking here reproduces jiwer's split exactly (see ``_backtrace``). Differs from
-the textbook: a common prefix/suffix is matched before the table is filled.
+the textbook: a common prefix/suffix is matched before the table is filled, and a pair
+too long for a full table (an hour-long transcript: 60,000 x 60,000 characters) is
+aligned by Hirschberg's divide and conquer (Hirschberg 1975, "A linear space algorithm
+for computing maximal common subsequences", CACM 18(6)) on rows computed with numpy,
+in linear memory: the total S + D + I is the same minimum, the split between them may
+differ from jiwer's where several alignments tie.
 
 Corpus-level rates (the standard definition, as in jiwer and NeMo):
 
@@ -32,6 +37,8 @@ Later metrics of the same kind (eer, der, si_sdr) belong in this file as well.
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 __all__ = ["ErrorCounts", "edit_alignment", "word_errors", "char_errors", "wer", "cer"]
 
@@ -102,11 +109,49 @@ def edit_alignment(
     while tail < shorter - head and ref[-1 - tail] == hyp[-1 - tail]:
         tail += 1
     mid_ref, mid_hyp = ref[head : len(ref) - tail], hyp[head : len(hyp) - tail]
-    # 2) Fill the table for the middle and walk back from its corner.
-    middle = _backtrace(mid_ref, mid_hyp, _distance_table(mid_ref, mid_hyp))
+    # 2) Align the middle: a full table walked back from its corner, or Hirschberg's
+    # split when the table would be too large.
+    middle = _align(mid_ref, mid_hyp)
     prefix = [(EQUAL, tok, tok) for tok in ref[:head]]
     suffix = [(EQUAL, tok, tok) for tok in ref[len(ref) - tail :]]
     return prefix + middle + suffix
+
+
+# the largest table filled in full; longer pairs are split by Hirschberg's method
+MAX_TABLE_CELLS = 200_000
+
+
+def _align(ref: list, hyp: list) -> list[tuple]:
+    """One minimum-cost alignment of ref and hyp, in at most ~MAX_TABLE_CELLS memory."""
+    if len(ref) * len(hyp) <= MAX_TABLE_CELLS or len(ref) < 2:
+        return _backtrace(ref, hyp, _distance_table(ref, hyp))
+    # Hirschberg: the optimal path crosses the middle row of ref at the column k that
+    # minimises (distance of the top half to hyp[:k]) + (bottom half to hyp[k:])
+    ids = {tok: n for n, tok in enumerate(dict.fromkeys(ref + hyp))}
+    ref_ids = np.array([ids[t] for t in ref])
+    hyp_ids = np.array([ids[t] for t in hyp])
+    mid = len(ref) // 2
+    top = _last_row(ref_ids[:mid], hyp_ids)  # (M+1,)
+    bottom = _last_row(ref_ids[mid:][::-1], hyp_ids[::-1])[::-1]  # (M+1,)
+    k = int(np.argmin(top + bottom))
+    return _align(ref[:mid], hyp[:k]) + _align(ref[mid:], hyp[k:])
+
+
+def _last_row(ref_ids: np.ndarray, hyp_ids: np.ndarray) -> np.ndarray:
+    """d[N][:] of the recurrence above, keeping one row: (M+1,) int64.
+
+    Within a row the insertion term chains left to right; unrolled, row[j] =
+    min_{k <= j} (a[k] + j - k) with a the deletion/substitution minimum, which is
+    j + running-min(a - j): one vectorised pass per reference token.
+    """
+    columns = np.arange(len(hyp_ids) + 1)
+    row = columns.copy()
+    a = np.empty(len(hyp_ids) + 1, dtype=np.int64)
+    for i, token in enumerate(ref_ids, 1):
+        a[0] = i
+        np.minimum(row[:-1] + (hyp_ids != token), row[1:] + 1, out=a[1:])
+        row = columns + np.minimum.accumulate(a - columns)
+    return row
 
 
 def _backtrace(ref: list, hyp: list, d: list[list[int]]) -> list[tuple]:

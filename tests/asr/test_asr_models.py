@@ -2,6 +2,7 @@
 save/restore."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -237,3 +238,30 @@ def test_val_wer_and_val_cer_equal_the_metrics_on_the_same_hypotheses(cfg):
     assert metrics["val_wer"] == pytest.approx(wer(batch["texts"], hyps))
     assert metrics["val_cer"] == pytest.approx(cer(batch["texts"], hyps))
     assert metrics["val_cer"] == pytest.approx(4 / 15)  # 2 I + 1 D + 1 D, 15 chars
+
+
+@pytest.mark.parametrize("cfg", [CTC_CFG, RNNT_CFG], ids=["ctc", "rnnt"])
+def test_validation_loss_skips_utterances_too_long_for_a_trellis(cfg):
+    """Utterances over max_loss_seconds are decoded and scored but left out of
+    val_loss, which then equals the loss of the short ones alone."""
+    cls = CTCModel if "CTC" in cfg["_target_"] else TransducerModel
+    model = cls(cfg).eval()
+    batch = make_batch(["go left now", "stop"], seconds=(1.0, 0.7))
+    model.max_loss_seconds = 0.8  # the first utterance is "too long"
+    with torch.no_grad():
+        stats = model.validation_step(batch)
+        n = int(batch["audio_lens"][1])
+        only_short = {
+            "audio": batch["audio"][1:, :n],
+            "audio_lens": batch["audio_lens"][1:],
+            "tokens": batch["tokens"][1:, : int(batch["token_lens"][1])],
+            "token_lens": batch["token_lens"][1:],
+        }
+        short = model.training_step(only_short)["loss"]
+    assert stats["loss_count"] == 1 and stats["count"] == 2 and stats["words"] == 4
+    metrics = model.validation_metrics(stats)
+    torch.testing.assert_close(torch.tensor(metrics["val_loss"]), short)
+    model.max_loss_seconds = 0.5  # none is short: no loss, still WER
+    with torch.no_grad():
+        metrics = model.validation_metrics(model.validation_step(batch))
+    assert math.isnan(metrics["val_loss"]) and metrics["val_wer"] >= 0

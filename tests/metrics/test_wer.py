@@ -1,6 +1,7 @@
 """WER/CER against jiwer and a brute-force recursive edit distance."""
 
 import functools
+import importlib
 import random
 
 import jiwer
@@ -71,6 +72,38 @@ def test_alignment_is_consistent_and_minimal_vs_brute_force():
         # ... and its cost is the true edit distance.
         cost = sum(op != "equal" for op, _, _ in ops)
         assert cost == brute_distance(ref, hyp)
+
+
+def test_hirschberg_split_is_a_minimal_alignment(monkeypatch):
+    """Pairs too long for a full table (forced here by a tiny limit) are aligned in
+    linear memory: the alignment still spells both sequences and costs the minimum."""
+    wer_module = importlib.import_module("minispeech.metrics.wer")
+    monkeypatch.setattr(wer_module, "MAX_TABLE_CELLS", 4)
+    rng = random.Random(1)
+    for _ in range(300):
+        ref = tuple(rng.choice("abcd") for _ in range(rng.randint(0, 9)))
+        hyp = tuple(rng.choice("abcd") for _ in range(rng.randint(0, 9)))
+        ops = edit_alignment(ref, hyp)
+        assert tuple(r for _, r, _ in ops if r is not None) == ref
+        assert tuple(h for _, _, h in ops if h is not None) == hyp
+        for op, r, h in ops:
+            assert (op == "equal") == (r == h)
+        assert sum(op != "equal" for op, _, _ in ops) == brute_distance(ref, hyp)
+
+
+def test_long_transcripts_match_jiwer_total_errors():
+    """A 3,000-character pair goes through the linear-memory path: the total number
+    of errors equals jiwer's (the S/D/I split may differ where alignments tie)."""
+    rng = random.Random(2)
+    words = ["one", "two", "three", "blue", "monday", "nina", "open", "the"]
+    ref = " ".join(rng.choice(words) for _ in range(600))
+    hyp = " ".join(w for w in ref.split() if rng.random() > 0.1)
+    hyp = "".join(c if rng.random() > 0.05 else rng.choice("abc ") for c in hyp)
+    ours = char_errors([ref], [hyp])
+    theirs = jiwer.process_characters(ref, hyp)
+    expected = theirs.substitutions + theirs.deletions + theirs.insertions
+    assert len(ref) * len(hyp) > 20 * 200_000
+    assert ours.errors == expected and ours.ref_len == len(ref)
 
 
 def test_word_counts_identical_to_jiwer_on_random_pairs():
