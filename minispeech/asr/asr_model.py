@@ -15,7 +15,6 @@ NeMo's weights import without reordering.
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 from typing import Sequence
 

@@ -11,10 +11,9 @@ error naming the field and the value (`trainer.max_steps: must be >= 1, got -5`)
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 
-from minispeech.core.config import ConfigError
+from minispeech.core.config import ConfigError, check_keys
 
 PRECISIONS = {
     "32": "32",
@@ -29,14 +28,7 @@ PRECISIONS = {
 def _from_dict(cls, values: dict | None, section: str):
     """Build an options dataclass; an unknown key is named with the valid keys."""
     values = dict(values or {})
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in values:
-        if key not in names:
-            near = difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ConfigError(
-                f"{section}.{key}: unknown key{hint}; valid: {', '.join(names)}"
-            )
+    check_keys(section, values, [f.name for f in dataclasses.fields(cls)])
     return cls(**values)
 
 

@@ -289,7 +289,9 @@ def test_learning_rate_follows_the_schedule_in_the_log(tmp_path):
 
 
 def test_bad_trainer_options_are_named(tmp_path):
-    with pytest.raises(ConfigError, match="trainer.max_step: unknown key.*max_steps"):
+    with pytest.raises(
+        ConfigError, match="trainer: unknown key 'max_step' .did you mean 'max_steps'"
+    ):
         train(tiny_config(tmp_path, trainer={"max_step": 3}), trust_targets=True)
     with pytest.raises(ConfigError, match="precision"):
         train(
