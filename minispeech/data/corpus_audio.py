@@ -16,9 +16,13 @@ zeroed) so that the corpus is byte-for-byte reproducible.
 
 import io
 import struct
+import zlib
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+SAMPLE_RATE = 16000  # every corpus file: 16 kHz mono
 
 
 def speech_bounds(
@@ -163,3 +167,23 @@ def set_ogg_serial(data: bytes, serial: int) -> bytes:
         out[pos + 22 : pos + 26] = struct.pack("<I", ogg_crc(bytes(out[pos:end])))
         pos = end
     return bytes(out)
+
+
+def manifest_row(relative: str, wave: np.ndarray, text: str, speaker,
+                 kind: str, words: list) -> dict:  # fmt: skip
+    return {
+        "audio_filepath": relative,
+        "duration": len(wave) / SAMPLE_RATE,
+        "text": text,
+        "speaker": speaker.id,
+        "gender": speaker.gender,
+        "accent": speaker.accent,
+        "kind": kind,
+        "words": words,
+    }
+
+
+def write_opus(out_dir: Path, relative: str, wave: np.ndarray, utt_id: str) -> None:
+    path = out_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_opus(wave, SAMPLE_RATE, serial=zlib.crc32(utt_id.encode())))

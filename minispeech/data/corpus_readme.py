@@ -24,7 +24,7 @@ def _example(row: dict) -> str:
     """A manifest line, its word list cut after two words, wrapped for reading."""
     short = json.dumps({**row, "words": row["words"][:2]})
     short = short.replace("]]}", "], ...]}")
-    for key in ("text", "words"):
+    for key in ("text", "speaker", "words"):
         short = short.replace(f', "{key}"', f',\n     "{key}"')
     return short
 
@@ -32,9 +32,9 @@ def _example(row: dict) -> str:
 def _speaker_table(splits: dict, speakers: list) -> list[str]:
     train_variants = {s.variant for s in speakers if s.split == "train"}
     lines = [
-        "| speaker | split | gender | espeak-ng voice | pitch (-p) | range | rate (-s) "
-        "| variant in train? | utterances |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| speaker | split | gender | accent | espeak-ng voice | pitch (-p) | range "
+        "| rate (-s) | variant in train? | utterances |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     counts: dict[str, int] = {}
     for rows in splits.values():
@@ -44,9 +44,46 @@ def _speaker_table(splits: dict, speakers: list) -> list[str]:
         seen = "yes" if s.variant in train_variants else "**unseen**"
         seen = "-" if s.split in ("train", "tts") else seen
         lines.append(
-            f"| {s.id} | {s.split} | {s.gender} | `{s.voice.name}` | {s.pitch} | "
+            f"| {s.id} | {s.split} | {s.gender} | {s.accent} | `{s.voice.name}` | "
+            f"{s.pitch} | "
             f"{s.range} | {s.rate} | {seen} | {counts.get(s.id, 0)} |"
         )
+    return lines
+
+
+def _split_summary(splits: dict, speakers: list) -> list[str]:
+    """Per split: speakers (female/male), accents, variants, pitches, rates, kinds."""
+    lines = [
+        "| split | speakers (f/m) | accents | variants | pitch | rate (wpm) "
+        "| free-order share |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("train", "dev", "test", "far"):
+        group = [s for s in speakers if s.split == name]
+        rows = splits.get(name, [])
+        if not group or not rows:
+            continue
+        n_female = sum(s.gender == "female" for s in group)
+        accents = ", ".join(sorted({s.accent for s in group}))
+        free = sum(r["kind"] == "free" for r in rows) / len(rows)
+        lines.append(
+            f"| {name} | {len(group)} ({n_female}/{len(group) - n_female}) | "
+            f"{accents} | {len({s.variant for s in group})} | "
+            f"{min(s.pitch for s in group)}-{max(s.pitch for s in group)} | "
+            f"{min(s.rate for s in group)}-{max(s.rate for s in group)} | "
+            f"{free:.0%} |"
+        )
+    return lines
+
+
+def _far_conditions(rows: list[dict]) -> list[str]:
+    lines = ["| noise | SNR (dB) | utterances |", "|---|---|---|"]
+    counts: dict = {}
+    for r in rows:
+        key = (r["noise"], r["snr_db"])
+        counts[key] = counts.get(key, 0) + 1
+    for (noise, snr), n in counts.items():
+        lines.append(f"| {noise} | {'-' if snr is None else f'{snr:g}'} | {n} |")
     return lines
 
 
@@ -77,6 +114,18 @@ def write_readme(out_dir: Path, splits: dict, speakers: list, command: str,
             f"| {name}.jsonl | {_stats(rows)} |" for name, rows in splits.items()
         ),
         speaker_table="\n".join(_speaker_table(splits, speakers)),
+        split_summary="\n".join(_split_summary(splits, speakers)),
+        far_table="\n".join(_far_conditions(splits.get("far", []))),
+        n_asr=len(
+            {
+                r["speaker"]
+                for n in ("train", "dev", "test", "far")
+                for r in splits.get(n, [])
+            }
+        ),  # fmt: skip
+        free_example=next(
+            (r["text"] for r in splits["train"] if r["kind"] == "free"), ""
+        ),
         n_words=len(words),
         n_used=len(used & set(words)),
         vocabulary=" ".join(words),
@@ -92,9 +141,9 @@ def write_readme(out_dir: Path, splits: dict, speakers: list, command: str,
 TEMPLATE = """# tinyspeech: the bundled speech corpus
 
 Synthetic English speech from the espeak-ng formant synthesizer: {n_utts} utterances,
-{hours} hours, {size_mb} MB, 42 ASR speakers plus one TTS voice, a closed vocabulary of
-{n_words} words. A fresh clone trains on it with no download. This file is written by
-the generator itself.
+{hours} hours, {size_mb} MB, {n_asr} ASR speakers plus one TTS voice, a closed
+vocabulary of {n_words} words. A fresh clone trains on it with no download. This file
+is written by the generator itself.
 
 ## How it was built
 - Engine: libespeak-ng **{version}** from the PyPI package `espeakng-loader` (ctypes,
@@ -121,24 +170,47 @@ manifest's folder:
     {example}
 
 - `duration` is the file's exact frame count / 16000.
+- `accent`: the espeak-ng accent (language voice) the speaker reads with.
+- `kind`: `template` (a template sentence) or `free` (free word order), so results can
+  be broken down per kind. The TTS rows are `template` (two joined).
+- far.jsonl rows also have `noise` (`clean`, `white`, `pink` or `babble`) and `snr_db`
+  (null for clean).
 - `words`: [word, start, end] in seconds of the (trimmed) file, one per word of `text`,
   in order, with 0 <= start <= end <= duration.
-- No sentence is spoken twice in train/dev/test together (so no test sentence is in
-  train); the TTS texts are unique within the TTS set.
+- No sentence is spoken twice in train/dev/test/far together (so no test sentence is
+  in train); the TTS texts are unique within the TTS set.
 
 ## Speakers
 A speaker is an espeak-ng voice variant (formant scaling, voicing, breathiness and
-spectral tilt: the timbre) together with a base pitch (`-p`), a pitch range and a
-speaking rate (`-s`). Accents are not used to make speakers: they change pronunciation,
-not the voice, and a speaker-ID experiment on accent x variant confused accents of the
-same variant. All ASR speakers use the `en-US` accent.
+spectral tilt: the timbre) together with a base pitch (`-p`), a pitch range, a speaking
+rate (`-s`) and an accent. The accent changes pronunciation, not the voice (a
+speaker-ID experiment on accent x variant confused accents of the same variant), so
+identity is variant + pitch: two speakers of one variant are at least 16 pitch steps
+apart (`minispeech/data/corpus_speakers.py`). Voiced variants only: whisper, whisperf,
+caleb (unvoiced), croak, grandpa, grandma (half-voiced) and a few effect voices are
+left out; near-identical variants (klatt..klatt6, robosoft3/4/5/7, iven..iven4) are
+distinct variants but similar timbres.
 
-- Train: 32 speakers (16 male, 16 female) = 16 variants at pitch 25 and 65 each.
-- Dev: 4 speakers, test: 6 speakers (half male, half female), never in train. Two
-  dev and four test speakers use a variant no training speaker uses ("unseen": a new
-  timbre); the others use a training variant at pitch 45, 20 pitch steps away from
-  both training speakers of that variant, with their own range and rate.
+- Train: variants at pitches from the grid 10, 26, 42, 58, 74, 90 (each variant on one
+  half of it, up to three pitches), ranges 20-80, rates 120-240 wpm, five accents.
+- Dev and test: never in train. About half use a variant no training speaker uses
+  ("unseen"); the others use a training variant at a pitch of the other half of the
+  grid (>= 16 steps from every training speaker of that variant). Half of them speak
+  en-GB-x-rp, an accent no training speaker has.
+- Far: variants used nowhere else, each at an extreme low pitch (<= 15) and an extreme
+  high one (>= 85), rates ~120-130 or ~220-240 wpm, accents used in no other split.
 - TTS: one voice (`tts01`, variant Lee) that no ASR speaker uses.
+
+{split_summary}
+
+## The far split
+Conditions (`minispeech/data/corpus_far.py`): a third clean, the rest with white,
+pink (1/f) or babble (4 other far utterances) noise at 10 and 20 dB SNR, scaled
+exactly over the whole utterance (`minispeech.audio.noise.scale_to_snr`; speech and
+noise are scaled down together where the mix would clip). Word timings are those of
+the clean speech.
+
+{far_table}
 
 {speaker_table}
 
@@ -148,9 +220,12 @@ digit strings read digit by digit ("three five nine"), no punctuation except the
 apostrophe inside a word ("o'clock", "it's", "don't", "let's"). Every text uses only
 the 28 symbols space, a-z and `'` (NeMo's English character vocabulary).
 
-Sentences come from {n_templates} templates over word lists
-(`minispeech/data/corpus_text.py`); TTS texts join two template sentences with "and"
-or "then". Vocabulary ({n_words} words, {n_used} of them used in this build):
+Two kinds of sentences (`minispeech/data/corpus_text.py`): template sentences
+(`"kind": "template"`, from {n_templates} templates over word lists, below) and free
+word order (`"kind": "free"`: as many words as a template sentence has, each drawn
+uniformly from the vocabulary, e.g. "{free_example}"). The free-order share per split
+is in the table under Speakers. TTS texts join two template sentences with "and" or
+"then". Vocabulary ({n_words} words, {n_used} of them used in this build):
 
 {vocabulary}
 

@@ -179,6 +179,16 @@ def sentence(rng: random.Random) -> str:
     return text
 
 
+def free_sentence(rng: random.Random) -> str:
+    """Free word order: as many words as a template sentence would have, each drawn
+    uniformly from the vocabulary ("pens seven the friday o'clock hall")."""
+    n_words = len(sentence(rng).split())
+    words = vocabulary()
+    text = " ".join(rng.choice(words) for _ in range(n_words))
+    check_text(text)
+    return text
+
+
 def long_sentence(rng: random.Random) -> str:
     """Two template sentences joined by "and" or "then": longer phrases for TTS."""
     return f"{sentence(rng)} {rng.choice(['and', 'then'])} {sentence(rng)}"

@@ -20,7 +20,7 @@ from minispeech.data.corpus_audio import (
 from minispeech.data.corpus_text import ALPHABET, number_words, sentence, vocabulary
 from minispeech.data.espeak import WordEvent
 
-ASR = ("train", "dev", "test")
+ASR = ("train", "dev", "test", "far")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,27 +44,139 @@ def test_files_exist_and_durations_match_headers(corpus_dir):
         assert abs(info.frames / 16000 - row["duration"]) <= 0.01, path
 
 
+def _speakers(corpus: Path, name: str) -> dict:
+    """{speaker id: number of utterances} in one manifest."""
+    counts: dict = {}
+    for row in _rows(corpus, name):
+        counts[row["speaker"]] = counts.get(row["speaker"], 0) + 1
+    return counts
+
+
 def test_sizes_and_counts(corpus_dir):
-    asr = _all(corpus_dir, ASR)
-    assert len(asr) >= 1500
-    assert len({r["speaker"] for r in asr}) >= 40
+    train = _speakers(corpus_dir, "train")
+    assert len(train) >= 100 and min(train.values()) >= 15
+    for name, (low, high) in {
+        "dev": (160, 240), "test": (240, 300), "far": (200, 300)
+    }.items():  # fmt: skip
+        assert low <= len(_rows(corpus_dir, name)) <= high, name
+        assert 8 <= len(_speakers(corpus_dir, name)) <= 10, name
     data = REPO / "data"
     size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
     assert size <= 30e6, f"data/ is {size / 1e6:.1f} MB"
 
 
-def test_split_speakers_disjoint_and_balanced(corpus_dir):
-    speakers = {n: {r["speaker"] for r in _rows(corpus_dir, n)} for n in ASR}
-    assert not speakers["train"] & speakers["dev"]
-    assert not speakers["train"] & speakers["test"]
-    assert not speakers["dev"] & speakers["test"]
-    for name in ASR:
+def test_rows_have_speaker_accent_and_kind(corpus_dir):
+    from minispeech.data.corpus_speakers import ACCENT_VOICES
+
+    for row in _all(corpus_dir):
+        assert row["gender"] in ("male", "female"), row
+        assert row["accent"] in ACCENT_VOICES, row
+        assert row["kind"] in ("template", "free"), row
+
+
+def test_split_speakers_disjoint(corpus_dir):
+    speakers = {n: set(_speakers(corpus_dir, n)) for n in ASR + ("tts_train",)}
+    names = list(speakers)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not speakers[a] & speakers[b], (a, b)
+    for name in ("dev", "test"):
         genders = [r["gender"] for r in _rows(corpus_dir, name)]
         assert genders.count("male") == genders.count("female"), name
 
 
+def _table() -> dict:
+    from minispeech.data.corpus import SPEAKERS
+
+    return {s.id: s for s in SPEAKERS}
+
+
+def test_speakers_match_the_table_and_identities_are_distinct(corpus_dir):
+    table = _table()
+    for row in _all(corpus_dir):
+        speaker = table[row["speaker"]]
+        assert (speaker.gender, speaker.accent) == (row["gender"], row["accent"])
+    ids = {r["speaker"] for r in _all(corpus_dir)}
+    by_variant: dict = {}
+    for speaker_id in ids:
+        s = table[speaker_id]
+        by_variant.setdefault(s.variant, []).append(s.pitch)
+    for variant, pitches in by_variant.items():  # same variant: >= 15 steps apart
+        pitches.sort()
+        assert all(b - a >= 15 for a, b in zip(pitches, pitches[1:])), variant
+
+
+def test_heldout_speakers_have_what_train_has_not(corpus_dir):
+    table = _table()
+    train = [table[i] for i in _speakers(corpus_dir, "train")]
+    train_accents = {s.accent for s in train}
+    assert len(train_accents) >= 4
+    assert min(s.pitch for s in train) <= 10 and max(s.pitch for s in train) >= 90
+    assert min(s.rate for s in train) <= 125 and max(s.rate for s in train) >= 235
+    train_variants = {s.variant for s in train}
+    for name in ("dev", "test"):
+        held = [table[i] for i in _speakers(corpus_dir, name)]
+        assert any(s.variant not in train_variants for s in held), name
+        assert any(s.accent not in train_accents for s in held), name
+    far = [table[i] for i in _speakers(corpus_dir, "far")]
+    for s in far:
+        assert s.variant not in train_variants and s.accent not in train_accents
+        assert s.pitch <= 15 or s.pitch >= 85, s
+        assert 120 <= s.rate <= 130 or 220 <= s.rate <= 240, s
+
+
+def test_text_kinds_per_split(corpus_dir):
+    for name in ASR:
+        kinds = [r["kind"] for r in _rows(corpus_dir, name)]
+        assert "free" in kinds and "template" in kinds, name
+    train = [r["kind"] for r in _rows(corpus_dir, "train")]
+    assert train.count("free") >= 0.25 * len(train)
+
+
+def test_far_conditions(corpus_dir):
+    rows = _rows(corpus_dir, "far")
+    for row in rows:
+        if row["noise"] == "clean":
+            assert row["snr_db"] is None, row
+        else:
+            assert row["noise"] in ("white", "pink", "babble"), row
+            assert row["snr_db"] in (10.0, 20.0), row
+    clean = sum(r["noise"] == "clean" for r in rows)
+    assert abs(clean / len(rows) - 1 / 3) < 0.05
+    assert {r["noise"] for r in rows} == {"clean", "white", "pink", "babble"}
+
+
+def test_far_mix_hits_the_snr_exactly():
+    from minispeech.audio.noise import snr_db
+    from minispeech.data.corpus_far import make_noise, mix
+
+    rng = np.random.default_rng(0)
+    speech = 0.1 * np.sin(np.arange(16000) / 7.0).astype(np.float32)
+    others = [rng.standard_normal(5000).astype(np.float32) for _ in range(4)]
+    for kind in ("white", "pink", "babble"):
+        for target in (10.0, 20.0):
+            noisy = mix(speech, make_noise(kind, len(speech), rng, others), target)
+            noise = noisy.astype(np.float64) - speech
+            assert abs(snr_db(speech, noise) - target) < 1e-3, (kind, target)
+
+
+def test_make_speakers_bigger_corpus_keeps_identities_apart():
+    from minispeech.data.corpus_speakers import make_speakers
+
+    speakers = make_speakers(240, seed=1)
+    pitches: dict = {}
+    for s in speakers:
+        pitches.setdefault(s.variant, []).append(s.pitch)
+    for variant, values in pitches.items():
+        values.sort()
+        assert all(b - a >= 15 for a, b in zip(values, values[1:])), variant
+    assert len({s.id for s in speakers}) == len(speakers)
+    with pytest.raises(ValueError):
+        make_speakers(241)
+
+
 def test_texts_normalized_unique_and_vocabulary(corpus_dir):
-    asr_texts = [r["text"] for r in _all(corpus_dir, ASR)]
+    asr_texts = [r["text"] for r in _all(corpus_dir, ASR)]  # far included
     assert len(set(asr_texts)) == len(asr_texts), "an ASR sentence is spoken twice"
     train_tts = {r["text"] for r in _rows(corpus_dir, "tts_train")}
     assert not train_tts & {r["text"] for r in _rows(corpus_dir, "tts_test")}
@@ -98,6 +210,8 @@ def test_readme_records_engine_and_command(corpus_dir):
     readme = (corpus_dir / "README.md").read_text()
     assert "python -m minispeech.data.corpus build --out data/tinyspeech" in readme
     assert "libespeak-ng **1." in readme
+    for text in ("| accent |", "far.jsonl", "free-order share", "| babble |"):
+        assert text in readme, text
 
 
 def test_opus_seek_matches_full_decode(corpus_dir):
@@ -228,10 +342,14 @@ def test_engine_same_bytes_in_a_fresh_process():
 def test_build_corpus_small_is_byte_deterministic(tmp_path):
     from minispeech.data.corpus import SPEAKERS, CorpusSizes, build_corpus
 
-    speakers = [s for s in SPEAKERS if s.id in ("m01", "f18", "f19", "tts01")]
+    first = {split: [s for s in SPEAKERS if s.split == split] for split in ASR}
+    speakers = [first["train"][0], first["dev"][0], first["test"][0]]
+    speakers += first["far"][:2] + [SPEAKERS[-1]]  # far: 2 speakers for babble
     sizes = CorpusSizes(
         train_per_speaker=2,
         heldout_per_speaker=1,
+        far_per_speaker=5,  # conditions 0-4 and 1-5: clean, white and pink
+        free_fraction=0.5,
         tts_train_seconds=2.0,
         tts_test_utterances=1,
         tts_chunk=2,
@@ -241,9 +359,11 @@ def test_build_corpus_small_is_byte_deterministic(tmp_path):
         splits = build_corpus(tmp_path / name, seed=7, sizes=sizes, speakers=speakers)
         files = sorted((tmp_path / name).rglob("*.opus"))
         runs.append({f.relative_to(tmp_path / name): f.read_bytes() for f in files})
-    assert runs[0] == runs[1] and len(runs[0]) == 2 + 2 + 2
-    names = ("train", "dev", "test", "tts_train", "tts_test")
-    assert [len(splits[n]) for n in names] == [2, 1, 1, 1, 1]
-    for row in splits["train"] + splits["test"]:
+    assert runs[0] == runs[1] and len(runs[0]) == 2 + 1 + 1 + 10 + 2
+    names = ("train", "dev", "test", "far", "tts_train", "tts_test")
+    assert [len(splits[n]) for n in names] == [2, 1, 1, 10, 1, 1]
+    assert sorted(r["kind"] for r in splits["train"]) == ["free", "template"]
+    assert {r["noise"] for r in splits["far"]} == {"clean", "white", "pink"}
+    for row in splits["train"] + splits["test"] + splits["far"]:
         info = sf.info(str(tmp_path / "b" / row["audio_filepath"]))
         assert info.frames / 16000 == row["duration"] and row["duration"] > 0.5
