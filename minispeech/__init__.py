@@ -43,6 +43,8 @@ _EXPORTS = {
     "word_errors": "minispeech.metrics",
     "edit_alignment": "minispeech.metrics",
     "ErrorCounts": "minispeech.metrics",
+    "eer": "minispeech.metrics",
+    "min_dcf": "minispeech.metrics",
     # config, checkpoint, model, loop
     "ConfigError": "minispeech.core.config",
     "load_config": "minispeech.core.config",
@@ -77,6 +79,8 @@ _EXPORTS = {
     "NGramLM": "minispeech.asr",
     "CTCModel": "minispeech.asr",
     "TransducerModel": "minispeech.asr",
+    # speaker
+    "SpeakerModel": "minispeech.speaker",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,286 @@
+"""SpeakerModel: speaker embeddings trained as speaker classification (NeMo's
+EncDecSpeakerLabelModel).
+
+A batch flows  audio (B, S) -> MelSpectrogram -> feats (B, M, T) -> SpecAugment
+(training only) -> encoder (TitaNet or ECAPA) -> enc (B, D, T) -> SpeakerDecoder
+(pooling, embedding layers, final layer) -> logits (B, C) and embeddings (B, E).
+Training: the classes are the speakers of `labels` (ArcFace or CE, losses.py).
+Verification (TitaNet, Koluguri et al. 2022, arXiv:2110.04410, scores trials by
+cosine similarity): two utterances' embeddings get NeMo's score
+(cos(e1, e2) + 1) / 2 and the trial is accepted when score >= threshold. Validation
+scores every pair of the validation set's utterances (same speaker = target trial)
+for an EER, beside the classification loss and accuracy on the known speakers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from minispeech.audio import AudioAugmentor, MelSpectrogram, SpecAugment, load_audio
+from minispeech.core.config import ConfigError, check_arguments, check_keys, locate
+from minispeech.core.model import SpeechModel
+from minispeech.data import read_manifest
+from minispeech.metrics.eer import eer
+from minispeech.speaker.dataset import SpeakerDataset, collate_speaker, row_speaker
+from minispeech.speaker.losses import SpeakerLoss
+from minispeech.speaker.pooling import SpeakerDecoder
+
+MODEL_KEYS = (
+    "_target_",
+    "sample_rate",
+    "labels",
+    "preprocessor",
+    "spec_augment",
+    "encoder",
+    "decoder",
+    "loss",
+    "train_ds",
+    "validation_ds",
+    "test_ds",
+    "optim",
+)
+DATASET_KEYS = (
+    "manifest_filepath",
+    "batch_size",
+    "max_seconds",
+    "shuffle",
+    "drop_last",
+    "num_buckets",
+    "num_workers",
+    "min_duration",
+    "max_duration",
+    "cache_audio",
+    "augmentor",
+)
+
+
+class SpeakerModel(SpeechModel):
+    """Preprocessor, encoder, SpeakerDecoder and loss; embeddings and verification."""
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self.check_config()
+        self.labels = [str(name) for name in self.cfg["labels"]]
+        pre_cfg = self.section("preprocessor")
+        pre_cfg.setdefault("sample_rate", self.cfg.get("sample_rate", 16000))
+        self.preprocessor = MelSpectrogram(**pre_cfg)
+        self.sample_rate = int(pre_cfg["sample_rate"])
+        aug_cfg = self.section("spec_augment")
+        self.spec_augment = SpecAugment(**aug_cfg) if aug_cfg else None
+        self.encoder = self.encoder_class()(**self.section("encoder"))
+        self.loss = SpeakerLoss(**self.section("loss"))
+        self.decoder = SpeakerDecoder(
+            self.encoder.d_model,
+            len(self.labels),
+            angular=self.loss.angular,  # NeMo: `angular` in the loss name
+            **self.section("decoder"),
+        )
+
+    # ------------------------------------------------------------ config
+    def section(self, name: str) -> dict:
+        """A config section's values without `_target_` ({} when absent)."""
+        values = self.cfg.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"model.{name}: must be a mapping of keys")
+        return {k: v for k, v in values.items() if k != "_target_"}
+
+    def encoder_class(self):
+        encoder = self.cfg.get("encoder")
+        if not isinstance(encoder, dict) or "_target_" not in encoder:
+            raise ConfigError(
+                "model.encoder: SpeakerModel needs an encoder section with a "
+                "_target_ (minispeech.speaker.TitaNetEncoder or ECAPAEncoder)"
+            )
+        return locate(encoder["_target_"])
+
+    def check_config(self) -> None:
+        """Every section's keys, before anything is built (core.config.check_keys)."""
+        check_keys("model (SpeakerModel)", self.cfg, MODEL_KEYS, required=("labels",))
+        labels = self.cfg["labels"]
+        if not isinstance(labels, list) or len(labels) < 2:
+            raise ConfigError("model.labels: a list of >= 2 speaker names")
+        check_arguments(
+            MelSpectrogram,
+            self.section("preprocessor"),
+            "model.preprocessor (MelSpectrogram)",
+            noun="key",
+        )
+        if self.section("spec_augment"):
+            check_arguments(
+                SpecAugment,
+                self.section("spec_augment"),
+                "model.spec_augment (SpecAugment)",
+                noun="key",
+            )
+        cls = self.encoder_class()
+        check_arguments(
+            cls, self.section("encoder"), f"model.encoder ({cls.__name__})", noun="key"
+        )
+        check_arguments(
+            SpeakerDecoder,
+            self.section("decoder"),
+            "model.decoder (SpeakerDecoder)",
+            fixed=("feat_in", "num_classes", "angular"),
+            noun="key",
+        )
+        check_arguments(SpeakerLoss, self.section("loss"), "model.loss", noun="key")
+        for name in ("train_ds", "validation_ds", "test_ds"):
+            check_keys(f"model.{name}", self.section(name), DATASET_KEYS)
+
+    # ------------------------------------------------------------ forward
+    def encode(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """audio (B, S), audio_lens (B,) -> enc (B, D, T), enc_lens (B,)."""
+        assert audio.dim() == 2, f"audio must be (B, S), got {tuple(audio.shape)}"
+        feats, feat_lens = self.preprocessor(audio, audio_lens)  # (B, M, T)
+        if self.training and self.spec_augment is not None:
+            feats = self.spec_augment(feats, feat_lens)  # (B, M, T)
+        return self.encoder(feats, feat_lens)  # (B, D, T)
+
+    def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """audio (B, S), audio_lens (B,) -> (logits (B, C), embs (B, E))."""
+        enc, enc_lens = self.encode(audio, audio_lens)  # (B, D, T)
+        return self.decoder(enc, enc_lens)
+
+    # ------------------------------------------------------------ steps
+    def training_step(self, batch: dict) -> dict:
+        labels = batch["labels"]  # (B,)
+        if bool((labels < 0).any()):
+            unknown = [i for i, y in zip(batch["ids"], labels.tolist()) if y < 0]
+            raise ValueError(f"speakers not in model.labels (utterances {unknown})")
+        logits, _ = self(batch["audio"], batch["audio_lens"])  # (B, C)
+        accuracy = (logits.argmax(-1) == labels).float().mean()
+        return {"loss": self.loss(logits, labels), "acc": accuracy.detach()}
+
+    def validation_step(self, batch: dict) -> dict:
+        """Loss and correct counts over the known speakers; every embedding (as a
+        list) with its speaker, for the all-pairs EER of `validation_metrics`."""
+        logits, embs = self(batch["audio"], batch["audio_lens"])  # (B, C), (B, E)
+        labels = batch["labels"]
+        known = labels >= 0  # (B,)
+        n_known = int(known.sum())
+        loss = self.loss(logits[known], labels[known]) if n_known else 0.0
+        correct = (logits.argmax(-1) == labels)[known].sum()
+        return {
+            "loss_sum": float(loss) * n_known,
+            "count": n_known,
+            "correct": int(correct),
+            "embeddings": embs.float().cpu().tolist(),
+            "speakers": list(batch["speakers"]),
+        }
+
+    def validation_metrics(self, stats: dict) -> dict:
+        """val_loss and val_acc over the known speakers; val_eer over all pairs."""
+        count = stats.get("count", 0)
+        scores, targets = pair_trials(stats["embeddings"], stats["speakers"])
+        both = 0 < int(targets.sum()) < len(targets)
+        return {
+            "val_loss": stats["loss_sum"] / count if count else math.nan,
+            "val_acc": stats["correct"] / count if count else math.nan,
+            "val_eer": eer(scores, targets) if both else math.nan,
+        }
+
+    # ------------------------------------------------------------ data
+    def build_dataset(self, ds_cfg: dict) -> SpeakerDataset:
+        check_keys(
+            "dataset section", ds_cfg, DATASET_KEYS, required=("manifest_filepath",)
+        )
+        aug_cfg = ds_cfg.get("augmentor")
+        augmentor = None
+        if aug_cfg:
+            augmentor = AudioAugmentor(**{"sample_rate": self.sample_rate, **aug_cfg})
+        return SpeakerDataset(
+            ds_cfg["manifest_filepath"],
+            self.labels,
+            sample_rate=self.sample_rate,
+            min_duration=ds_cfg.get("min_duration"),
+            max_duration=ds_cfg.get("max_duration"),
+            cache_audio=ds_cfg.get("cache_audio", False),
+            augmentor=augmentor,
+        )
+
+    def collate(self, items: list) -> dict:
+        return collate_speaker(items)
+
+    # ------------------------------------------------------------ inference
+    def load_inputs(self, inputs: Sequence) -> list[Tensor]:
+        """Paths or 1-D waveforms -> mono float32 waves at the model's rate."""
+        waves = []
+        for item in inputs:
+            if isinstance(item, (str, Path)):
+                item = load_audio(item, sample_rate=self.sample_rate)[0]
+            item = torch.as_tensor(item, dtype=torch.float32)
+            assert item.dim() == 1, f"a waveform must be (S,), got {tuple(item.shape)}"
+            waves.append(item)
+        return waves
+
+    @torch.no_grad()
+    def get_embeddings(self, inputs: Sequence, batch_size: int = 8) -> Tensor:
+        """Embeddings (N, E) of audio files or waveforms, `batch_size` at a time."""
+        was_training = self.training
+        self.eval()
+        waves, out = self.load_inputs(inputs), []
+        device = next(self.parameters()).device
+        for start in range(0, len(waves), batch_size):
+            items = [
+                {"audio": w, "label": -1, "speaker": "", "id": ""}
+                for w in waves[start : start + batch_size]
+            ]
+            batch = collate_speaker(items)
+            _, embs = self(batch["audio"].to(device), batch["audio_lens"].to(device))
+            out.append(embs.cpu())  # (B, E)
+        self.train(was_training)
+        return torch.cat(out)  # (N, E)
+
+    def get_embedding(self, path_or_wave) -> Tensor:
+        """The embedding (E,) of one file or waveform (S,), computed alone."""
+        return self.get_embeddings([path_or_wave], batch_size=1)[0]
+
+    @staticmethod
+    def similarity(emb_a: Tensor, emb_b: Tensor) -> float:
+        """NeMo's verification score of two embeddings (E,): (cos + 1) / 2."""
+        x, y = emb_a / emb_a.norm(), emb_b / emb_b.norm()  # L2-normalised
+        cos = torch.dot(x, y) / (torch.dot(x, x) * torch.dot(y, y)) ** 0.5
+        return float((cos + 1) / 2)
+
+    def verify_speakers(self, a, b, threshold: float = 0.7) -> bool:
+        """Same speaker? Files or waveforms a, b; score >= threshold (NeMo's rule)."""
+        score = self.similarity(self.get_embedding(a), self.get_embedding(b))
+        return score >= threshold
+
+    def enroll(self, rows) -> dict:
+        """Closed-set enrolment: {speaker: mean L2-normalised embedding (E,)} from
+        manifest rows (or a manifest path) with `audio_filepath` and `speaker`."""
+        if isinstance(rows, (str, Path)):
+            rows = read_manifest(rows)
+        embs = self.get_embeddings([row["audio_filepath"] for row in rows])  # (N, E)
+        embs = torch.nn.functional.normalize(embs, dim=1)
+        names = [str(row_speaker(row)) for row in rows]
+        return {
+            name: embs[[i for i, n in enumerate(names) if n == name]].mean(0)
+            for name in sorted(set(names))
+        }
+
+    def identify(self, path_or_wave, enrolled: dict) -> tuple[str, float]:
+        """The enrolled speaker with the highest score, and that score."""
+        emb = self.get_embedding(path_or_wave)
+        scores = {name: self.similarity(emb, e) for name, e in enrolled.items()}
+        best = max(scores, key=scores.get)
+        return best, scores[best]
+
+
+def pair_trials(embeddings, speakers) -> tuple[Tensor, Tensor]:
+    """Every pair i < j of N embeddings (N, E): scores (N(N-1)/2,) = (cos + 1) / 2
+    and targets (1 = same speaker)."""
+    if len(embeddings) < 2:
+        return torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    embs = torch.nn.functional.normalize(torch.as_tensor(embeddings).double(), dim=1)
+    cos = embs @ embs.T  # (N, N)
+    i, j = torch.triu_indices(len(embs), len(embs), offset=1)  # pairs i < j
+    ids = {name: k for k, name in enumerate(sorted(set(speakers)))}
+    spk = torch.tensor([ids[name] for name in speakers])  # (N,)
+    return (cos[i, j] + 1) / 2, (spk[i] == spk[j]).long()

@@ -1,0 +1,199 @@
+"""SpeakerModel on a tiny random model: steps, validation EER, data from a manifest
+with a `speaker` field, embeddings (batched == single), verification, closed-set
+identification, save/restore and config checks."""
+
+import json
+
+import pytest
+import torch
+
+from minispeech.audio import save_audio
+from minispeech.core.config import ConfigError
+from minispeech.core.model import restore_from
+from minispeech.speaker import SpeakerModel, speaker_labels
+from minispeech.speaker.model import pair_trials
+
+LABELS = ["ann", "bob", "cid"]
+SEP = {"separable": True, "se": True}
+
+
+def tiny_cfg(pool_mode="attention", loss="angular", encoder=None):
+    titanet = {
+        "_target_": "minispeech.speaker.TitaNetEncoder",
+        "feat_in": 16,
+        "jasper": [
+            {"filters": 16, "repeat": 2, "kernel": [3], "residual": True, **SEP},
+            {"filters": 24, "repeat": 1, "kernel": [1], "residual": False, **SEP},
+        ],
+    }
+    return {
+        "_target_": "minispeech.speaker.SpeakerModel",
+        "labels": LABELS,
+        "preprocessor": {"features": 16, "window_size": 0.025, "dither": 0.0},
+        "encoder": encoder or titanet,
+        "decoder": {"pool_mode": pool_mode, "emb_sizes": 8, "attention_channels": 8},
+        "loss": {"name": loss},
+    }
+
+
+def waves(n=4, seconds=(0.5, 0.3, 0.42, 0.37)):
+    gen = torch.Generator().manual_seed(7)
+    return [0.1 * torch.randn(int(s * 16000), generator=gen) for s in seconds[:n]]
+
+
+def batch_of(model, items):
+    return model.collate(
+        [
+            {"audio": w, "label": y, "speaker": s, "id": f"u{k}"}
+            for k, (w, y, s) in enumerate(items)
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "pool_mode, loss",
+    [("attention", "angular"), ("xvector", "cross_entropy"), ("tap", "angular")],
+)
+def test_forward_and_batched_embeddings_equal_single(pool_mode, loss):
+    model = SpeakerModel(tiny_cfg(pool_mode, loss)).eval()
+    batch = model.get_embeddings(waves(), batch_size=4)  # (N, E), padded batch
+    assert batch.shape == (4, 8)
+    for k, wave in enumerate(waves()):
+        torch.testing.assert_close(
+            batch[k], model.get_embedding(wave), atol=1e-5, rtol=0
+        )
+    logits, embs = model(
+        *[
+            batch_of(model, [(w, 0, "ann") for w in waves()])[k]
+            for k in ("audio", "audio_lens")
+        ]
+    )
+    assert logits.shape == (4, 3) and embs.shape == (4, 8)
+
+
+def test_training_steps_lower_the_loss():
+    torch.manual_seed(0)
+    model = SpeakerModel(tiny_cfg()).train()
+    batch = batch_of(model, zip(waves(), [0, 1, 2, 0], ["ann", "bob", "cid", "ann"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(15):
+        out = model.training_step(batch)
+        first = first if first is not None else float(out["loss"].detach())
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+    assert float(model.training_step(batch)["loss"].detach()) < first
+    assert 0.0 <= float(out["acc"]) <= 1.0
+
+
+def test_training_refuses_unknown_speakers():
+    model = SpeakerModel(tiny_cfg())
+    batch = batch_of(model, [(waves()[0], 0, "ann"), (waves()[1], -1, "zed")])
+    with pytest.raises(ValueError, match="u1"):
+        model.training_step(batch)
+
+
+def test_validation_stats_concatenate_like_one_batch():
+    model = SpeakerModel(tiny_cfg()).eval()
+    items = list(zip(waves(), [0, 1, -1, 0], ["ann", "bob", "zed", "ann"]))
+    with torch.no_grad():
+        whole = model.validation_step(batch_of(model, items))
+        parts = [
+            model.validation_step(batch_of(model, p)) for p in (items[:2], items[2:])
+        ]
+    merged = {k: (parts[0][k] + parts[1][k]) for k in whole}  # sums and list concat
+    assert whole["count"] == 3 and len(whole["embeddings"]) == 4
+    metrics = model.validation_metrics(whole)
+    assert set(metrics) == {"val_loss", "val_acc", "val_eer"}
+    for key, value in model.validation_metrics(merged).items():
+        assert value == pytest.approx(metrics[key], abs=1e-4)
+    assert 0.0 <= metrics["val_eer"] <= 1.0
+
+
+def test_pair_trials_score_every_pair_once():
+    embs = [[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]]
+    scores, targets = pair_trials(embs, ["a", "b", "a"])
+    assert scores.tolist() == pytest.approx([0.5, 1.0, 0.5])  # (0,1) (0,2) (1,2)
+    assert targets.tolist() == [0, 1, 0]
+
+
+def test_dataset_from_a_manifest_with_speakers(tmp_path):
+    rows = []
+    for k, (wave, name) in enumerate(zip(waves(), ["bob", "ann", "zed", "bob"])):
+        save_audio(tmp_path / f"{k}.wav", wave, 16000)
+        rows.append(
+            {
+                "audio_filepath": f"{k}.wav",
+                "duration": len(wave) / 16000,
+                "speaker": name,
+            }
+        )
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert speaker_labels(manifest) == ["ann", "bob", "zed"]
+    model = SpeakerModel(tiny_cfg())
+    dataset = model.build_dataset({"manifest_filepath": str(manifest)})
+    batch = model.collate([dataset[k] for k in range(4)])
+    assert batch["labels"].tolist() == [1, 0, -1, 1]  # "zed" is not in labels
+    assert batch["speakers"] == ["bob", "ann", "zed", "bob"]
+    assert dataset.durations == pytest.approx([r["duration"] for r in rows])
+    # closed-set identification: enrol from the manifest rows, identify a file
+    enrolled = model.eval().enroll(manifest)
+    assert sorted(enrolled) == ["ann", "bob", "zed"]
+    name, score = model.identify(tmp_path / "1.wav", enrolled)
+    assert name == "ann" and score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_similarity_and_verification():
+    model = SpeakerModel(tiny_cfg()).eval()
+    a, b = torch.tensor([1.0, 0.0, 1.0]), torch.tensor([0.0, 3.0, 3.0])
+    assert model.similarity(a, b) == pytest.approx((0.5 + 1) / 2)
+    assert model.similarity(a, -a) == pytest.approx(0.0, abs=1e-7)
+    wave = waves()[0]
+    assert model.verify_speakers(wave, wave.clone())  # score 1 >= 0.7
+    score = model.similarity(model.get_embedding(wave), model.get_embedding(waves()[1]))
+    assert model.verify_speakers(wave, waves()[1], threshold=score) is True
+    assert model.verify_speakers(wave, waves()[1], threshold=score + 1e-4) is False
+
+
+def test_save_and_restore(tmp_path):
+    model = SpeakerModel(tiny_cfg("xvector")).eval()
+    again = restore_from(model.save_to(tmp_path / "spk.nemo")).eval()
+    assert again.labels == LABELS
+    torch.testing.assert_close(
+        again.get_embeddings(waves()), model.get_embeddings(waves())
+    )
+
+
+def test_ecapa_model_builds_and_runs():
+    ecapa = {
+        "_target_": "minispeech.speaker.ECAPAEncoder",
+        "feat_in": 16,
+        "filters": [16, 16, 16, 32],
+        "kernel_sizes": [5, 3, 3, 1],
+        "dilations": [1, 2, 3, 1],
+        "scale": 4,
+    }
+    model = SpeakerModel(tiny_cfg(encoder=ecapa)).eval()
+    batch = model.get_embeddings(waves(), batch_size=4)
+    torch.testing.assert_close(
+        batch[2], model.get_embedding(waves()[2]), atol=1e-5, rtol=0
+    )
+
+
+@pytest.mark.parametrize(
+    "section, key",
+    [
+        ("decoder", "emb_size"),
+        ("decoder", "feat_in"),
+        ("encoder", "filter"),
+        ("loss", "scael"),
+        ("train_ds", "shufle"),
+    ],
+)
+def test_config_typos_are_named(section, key):
+    cfg = tiny_cfg()
+    cfg.setdefault(section, {})[key] = 1
+    with pytest.raises(ConfigError, match=key):
+        SpeakerModel(cfg)
