@@ -7,6 +7,10 @@
     minispeech evaluate MODEL MANIFEST [key=value ...] [--batch-size N] [--out HYPS]
     minispeech transcribe MODEL AUDIO... [--manifest M] [--timestamps]
     minispeech lm MANIFEST... --out LM.arpa [--order 3]
+    minispeech embed MODEL AUDIO... [--manifest M] --out EMBS.npy
+    minispeech verify MODEL A B [--threshold 0.7] | MODEL --trials T [--out SCORES]
+    minispeech identify MODEL --enroll ENROLL.jsonl AUDIO...
+    minispeech corpus trials MANIFEST --out TRIALS.txt [--n N] [--seed S]
 
 Verbs live in `VERBS` as "module:function" strings and are imported only when used, so
 `minispeech --help` answers at once without importing torch. A task adds its verb with
@@ -50,6 +54,9 @@ VERBS = {
     "evaluate": ("minispeech.cli:evaluate_verb", "a model's metrics on a manifest"),
     "transcribe": ("minispeech.asr.commands:transcribe_verb", "transcribe audio files"),
     "lm": ("minispeech.asr.commands:lm_verb", "train a word n-gram LM on manifests"),
+    "embed": ("minispeech.speaker.commands:embed_verb", "speaker embeddings to .npy"),
+    "verify": ("minispeech.speaker.commands:verify_verb", "same speaker? (or trials)"),
+    "identify": ("minispeech.speaker.commands:identify_verb", "closest enrolled voice"),
 }
 
 
@@ -185,15 +192,22 @@ def manifest_verb(argv: list[str]) -> int:
 
 def corpus_verb(argv: list[str]) -> int:
     """`corpus build` (`python -m minispeech.data.corpus`; `--out` defaults to
-    data/tinyspeech) and the derived sets a task owns (`corpus noisy`)."""
+    data/tinyspeech) and the derived sets a task owns (`corpus noisy`, `corpus
+    trials`)."""
     action = argv[0] if argv else None
     if action == "noisy":
         from minispeech.enhancement.commands import noisy_verb
 
         return noisy_verb(argv[1:])
+    if action == "trials":
+        from minispeech.speaker.commands import trials_verb
+
+        return trials_verb(argv[1:])
     if action not in ("build", "-h", "--help"):
         what = f"unknown action {action!r}" if action else "no action given"
-        raise CommandError(f"{what}; use build or noisy (see minispeech --help)")
+        raise CommandError(
+            f"{what}; use build, noisy or trials (see minispeech --help)"
+        )
     if action == "build" and "--out" not in argv and not {"-h", "--help"} & set(argv):
         argv = [*argv, "--out", "data/tinyspeech"]
     from minispeech.data.corpus import main as corpus_main

@@ -4,7 +4,9 @@ EncDecSpeakerLabelModel).
 A batch flows  audio (B, S) -> MelSpectrogram -> feats (B, M, T) -> SpecAugment
 (training only) -> encoder (TitaNet or ECAPA) -> enc (B, D, T) -> SpeakerDecoder
 (pooling, embedding layers, final layer) -> logits (B, C) and embeddings (B, E).
-Training: the classes are the speakers of `labels` (ArcFace or CE, losses.py).
+Training: the classes are the speakers of `labels` (ArcFace or CE, losses.py);
+`labels: from_manifest` takes them from the train_ds manifest when the model is
+built (sorted speaker names), and the built config (so the model file) keeps the list.
 Verification (TitaNet, Koluguri et al. 2022, arXiv:2110.04410, scores trials by
 cosine similarity): two utterances' embeddings get NeMo's score
 (cos(e1, e2) + 1) / 2 and the trial is accepted when score >= threshold. Validation
@@ -15,6 +17,7 @@ for an EER, beside the classification loss and accuracy on the known speakers.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -26,7 +29,12 @@ from minispeech.core.config import ConfigError, check_arguments, check_keys, loc
 from minispeech.core.model import SpeechModel
 from minispeech.data import read_manifest
 from minispeech.metrics.eer import eer
-from minispeech.speaker.dataset import SpeakerDataset, collate_speaker, row_speaker
+from minispeech.speaker.dataset import (
+    SpeakerDataset,
+    collate_speaker,
+    row_speaker,
+    speaker_labels,
+)
 from minispeech.speaker.losses import SpeakerLoss
 from minispeech.speaker.pooling import SpeakerDecoder
 
@@ -64,6 +72,7 @@ class SpeakerModel(SpeechModel):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
+        self.resolve_labels()
         self.check_config()
         self.labels = [str(name) for name in self.cfg["labels"]]
         pre_cfg = self.section("preprocessor")
@@ -98,12 +107,26 @@ class SpeakerModel(SpeechModel):
             )
         return locate(encoder["_target_"])
 
+    def resolve_labels(self) -> None:
+        """`labels: from_manifest` -> the sorted speakers of train_ds's manifest,
+        written into the config so that the model file restores without it."""
+        if self.cfg.get("labels") != "from_manifest":
+            return
+        manifest = self.section("train_ds").get("manifest_filepath")
+        if not manifest:
+            raise ConfigError(
+                "model.labels: from_manifest needs model.train_ds.manifest_filepath"
+            )
+        self.cfg["labels"] = speaker_labels(manifest)
+
     def check_config(self) -> None:
         """Every section's keys, before anything is built (core.config.check_keys)."""
         check_keys("model (SpeakerModel)", self.cfg, MODEL_KEYS, required=("labels",))
         labels = self.cfg["labels"]
         if not isinstance(labels, list) or len(labels) < 2:
-            raise ConfigError("model.labels: a list of >= 2 speaker names")
+            raise ConfigError(
+                "model.labels: a list of >= 2 speaker names, or from_manifest"
+            )
         check_arguments(
             MelSpectrogram,
             self.section("preprocessor"),
@@ -143,6 +166,13 @@ class SpeakerModel(SpeechModel):
 
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> (logits (B, C), embs (B, E))."""
+        if self.training and len(audio) == 1:
+            # one utterance (a bucketing sampler can close a batch at one) has no
+            # batch statistics where it is pooled (ECAPA's SE, the embedding
+            # layers): its BatchNorm layers use their running statistics, as in eval
+            with running_batch_norm(self):
+                enc, enc_lens = self.encode(audio, audio_lens)  # (1, D, T)
+                return self.decoder(enc, enc_lens)
         enc, enc_lens = self.encode(audio, audio_lens)  # (B, D, T)
         return self.decoder(enc, enc_lens)
 
@@ -254,10 +284,12 @@ class SpeakerModel(SpeechModel):
 
     def enroll(self, rows) -> dict:
         """Closed-set enrolment: {speaker: mean L2-normalised embedding (E,)} from
-        manifest rows (or a manifest path) with `audio_filepath` and `speaker`."""
+        manifest rows (or a manifest path) with `audio_filepath` and `speaker`
+        (a row with `offset` and `duration`: that segment)."""
         if isinstance(rows, (str, Path)):
             rows = read_manifest(rows)
-        embs = self.get_embeddings([row["audio_filepath"] for row in rows])  # (N, E)
+        inputs = [row_input(row, self.sample_rate) for row in rows]
+        embs = self.get_embeddings(inputs)  # (N, E)
         embs = torch.nn.functional.normalize(embs, dim=1)
         names = [str(row_speaker(row)) for row in rows]
         return {
@@ -271,6 +303,32 @@ class SpeakerModel(SpeechModel):
         scores = {name: self.similarity(emb, e) for name, e in enrolled.items()}
         best = max(scores, key=scores.get)
         return best, scores[best]
+
+
+def row_input(row: dict, sample_rate: int):
+    """A manifest row as `get_embeddings` takes it: the audio path, or for a row
+    with an `offset`, the wave (S,) of its segment at `sample_rate`."""
+    if "offset" not in row:
+        return row["audio_filepath"]
+    segment = {"offset": row["offset"], "duration": row["duration"]}
+    return load_audio(row["audio_filepath"], sample_rate=sample_rate, **segment)[0]
+
+
+@contextmanager
+def running_batch_norm(module: torch.nn.Module):
+    """Inside: the BatchNorm layers of `module` in eval mode (running statistics)."""
+    norms = [
+        m
+        for m in module.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
+    ]
+    for norm in norms:
+        norm.eval()
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.train()
 
 
 def pair_trials(embeddings, speakers) -> tuple[Tensor, Tensor]:

@@ -4,7 +4,8 @@ option at fault; no traceback; and nothing in the working folder is written, cha
 lost (no partial output, a pre-existing output or model file is left as it was).
 
 The verbs run in-process (`minispeech.cli.main`) against tiny models saved once per
-module: a CTC and a transducer model (1 conformer layer), and a non-ASR TinyModel.
+module: a CTC and a transducer model (1 conformer layer), a non-ASR TinyModel and a
+speaker model (a 2-block TitaNet).
 """
 
 import hashlib
@@ -21,6 +22,7 @@ from tiny_model import TinyModel, tiny_config
 
 from minispeech.asr import CTCModel, TransducerModel
 from minispeech.cli import VERBS, main
+from minispeech.speaker import SpeakerModel
 
 SHOW = os.environ.get("SHOW_ERRORS")  # print each message (to read them all)
 LABELS = [" "] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["'"]
@@ -46,6 +48,18 @@ RNNT = {
     "joint": {"joint_hidden": 16},
 }
 
+SPEAKER = {
+    "_target_": "minispeech.speaker.SpeakerModel",
+    "labels": ["ann", "bob"],
+    "preprocessor": {"features": 16, "dither": 0.0},
+    "encoder": {
+        "_target_": "minispeech.speaker.TitaNetEncoder",
+        "feat_in": 16,
+        "jasper": [{"filters": 8, "kernel": [3]}, {"filters": 8, "kernel": [1]}],
+    },
+    "decoder": {"emb_sizes": 8, "attention_channels": 8, "pool_mode": "attention"},
+}
+
 
 def jsonl(path: Path, rows: list) -> Path:
     text = "".join(
@@ -62,11 +76,13 @@ def world(tmp_path_factory) -> Path:
     CTCModel(CTC).save_to(root / "ctc.nemo")
     TransducerModel(RNNT).save_to(root / "rnnt.nemo")
     TinyModel(tiny_config(root)["model"]).save_to(root / "tiny.nemo")
+    SpeakerModel(SPEAKER).save_to(root / "spk.nemo")
     (root / "corrupt.nemo").write_bytes(b"not a tar archive " * 64)
     data = (root / "ctc.nemo").read_bytes()
     (root / "truncated.nemo").write_bytes(data[: len(data) // 2])
     wave = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     soundfile.write(root / "a.wav", wave, 16000)
+    soundfile.write(root / "short.wav", wave[:3200], 16000)  # 0.2 s
     (root / "text.wav").write_text("RIFF? no, just text\n")
     good = {"audio_filepath": "a.wav", "duration": 1.0, "text": "go left"}
     jsonl(root / "good.jsonl", [good])
@@ -76,6 +92,20 @@ def world(tmp_path_factory) -> Path:
     jsonl(root / "gone.jsonl", [{**good, "audio_filepath": "gone.wav"}])
     jsonl(root / "past_end.jsonl", [{**good, "offset": 5.0, "duration": 1.0}])
     jsonl(root / "untokenizable.jsonl", [{**good, "text": "GO LEFT!"}])
+    jsonl(root / "enroll.jsonl", [{**good, "speaker": "ann"}])
+    jsonl(
+        root / "short_enroll.jsonl",
+        [
+            {**good, "speaker": "ann"},
+            {**good, "audio_filepath": "short.wav", "duration": 0.2, "speaker": "bob"},
+        ],
+    )
+    (root / "trials_gone.txt").write_text("1 a.wav a.wav\n0 a.wav gone.wav\n")
+    (root / "trials_label.txt").write_text("yes a.wav a.wav\n")
+    (root / "trials_fields.txt").write_text("1 a.wav\n")
+    (root / "trials_one_kind.txt").write_text("1 a.wav a.wav\n")
+    (root / "trials_ok.txt").write_text("1 a.wav a.wav\n0 a.wav a.wav\n")
+    (root / "trials_short.txt").write_text("1 a.wav a.wav\n0 a.wav short.wav\n")
     (root / "lm.arpa").write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\n\\end\\\n")
     (root / "hyps.jsonl").write_text("KEEP: a previous evaluation\n")
     (root / "out_dir").mkdir()
@@ -148,6 +178,15 @@ CASES = {
         ["corpus", "noisy", "{w}/good.jsonl", "--out", "{w}/noisy", "--kinds", "red"],
         ["--kinds", "'red'"],
     ),
+    "corpus-trials-manifest-without-speaker": (
+        ["corpus", "trials", "{w}/good.jsonl", "--out", "{w}/trials.txt"],
+        ["good.jsonl:1: speaker: missing"],
+    ),
+    "corpus-trials-one-speaker": (
+        ["corpus", "trials", "{w}/enroll.jsonl", "--out", "{w}/trials.txt"],
+        ["enroll.jsonl", ">= 2 speakers"],
+    ),
+    "corpus-trials-no-out": (["corpus", "trials", "{w}/enroll.jsonl"], ["--out"]),
     # evaluate
     "evaluate-missing-model": (
         ["evaluate", "{w}/nope.nemo", "{w}/good.jsonl"],
@@ -282,6 +321,95 @@ CASES = {
     "lm-out-is-a-folder": (
         ["lm", "{w}/good.jsonl", "--out", "{w}/out_dir"],
         ["--out", "out_dir", "folder"],
+    ),
+    # embed, verify, identify (speaker models)
+    "embed-no-out": (["embed", "{w}/spk.nemo", "{w}/a.wav"], ["--out"]),
+    "embed-too-short-audio": (
+        ["embed", "{w}/spk.nemo", "{w}/short.wav", "--out", "{w}/e.npy"],
+        ["short.wav", "too short", "minimum 0.25 s"],
+    ),
+    "embed-too-short-manifest-line": (
+        ["embed", "{w}/spk.nemo", "--manifest", "{w}/short_enroll.jsonl"]
+        + ["--out", "{w}/e.npy"],
+        ["short_enroll.jsonl:2:", "short.wav", "too short"],
+    ),
+    "embed-out-is-a-folder": (
+        ["embed", "{w}/spk.nemo", "{w}/a.wav", "--out", "{w}/out_dir"],
+        ["--out", "out_dir", "folder"],
+    ),
+    "embed-an-asr-model": (
+        ["embed", "{w}/ctc.nemo", "{w}/a.wav", "--out", "{w}/e.npy"],
+        ["ctc.nemo", "CTCModel", "not a speaker model"],
+    ),
+    "verify-an-asr-model": (
+        ["verify", "{w}/ctc.nemo", "{w}/a.wav", "{w}/a.wav"],
+        ["ctc.nemo", "CTCModel", "not a speaker model"],
+    ),
+    "verify-one-file": (
+        ["verify", "{w}/spk.nemo", "{w}/a.wav"],
+        ["give two audio files (got 1)"],
+    ),
+    "verify-missing-audio": (
+        ["verify", "{w}/spk.nemo", "{w}/a.wav", "{w}/nope.wav"],
+        ["nope.wav"],
+    ),
+    "verify-too-short-audio": (
+        ["verify", "{w}/spk.nemo", "{w}/a.wav", "{w}/short.wav"],
+        ["short.wav", "too short"],
+    ),
+    "verify-threshold-out-of-range": (
+        ["verify", "{w}/spk.nemo", "{w}/a.wav", "{w}/a.wav", "--threshold", "1.5"],
+        ["--threshold", "must be in [0, 1], got 1.5"],
+    ),
+    "verify-missing-trials": (
+        ["verify", "{w}/spk.nemo", "--trials", "{w}/nope.txt"],
+        ["--trials", "nope.txt", "no such file"],
+    ),
+    "verify-trials-missing-audio": (
+        ["verify", "{w}/spk.nemo", "--trials", "{w}/trials_gone.txt"]
+        + ["--out", "{w}/scores.txt"],
+        ["trials_gone.txt:2:", "gone.wav"],
+    ),
+    "verify-trials-malformed-label": (
+        ["verify", "{w}/spk.nemo", "--trials", "{w}/trials_label.txt"],
+        ["trials_label.txt:1: label 'yes': must be 0 or 1"],
+    ),
+    "verify-trials-two-fields": (
+        ["verify", "{w}/spk.nemo", "--trials", "{w}/trials_fields.txt"],
+        ["trials_fields.txt:1:", "got 2 fields"],
+    ),
+    "verify-trials-of-one-kind": (
+        ["verify", "{w}/spk.nemo", "--trials", "{w}/trials_one_kind.txt"],
+        ["trials_one_kind.txt", "target (1) and non-target (0)"],
+    ),
+    "verify-trials-too-short-audio": (
+        ["verify", "{w}/spk.nemo", "--trials", "{w}/trials_short.txt"],
+        ["trials_short.txt:2:", "short.wav", "too short"],
+    ),
+    "verify-trials-an-asr-model": (
+        ["verify", "{w}/rnnt.nemo", "--trials", "{w}/trials_ok.txt"],
+        ["rnnt.nemo", "TransducerModel", "not a speaker model"],
+    ),
+    "verify-trials-out-is-a-folder": (
+        ["verify", "{w}/spk.nemo", "--trials", "{w}/trials_short.txt"]
+        + ["--out", "{w}/out_dir"],
+        ["--out", "out_dir", "folder"],
+    ),
+    "identify-enrollment-without-speaker": (
+        ["identify", "{w}/spk.nemo", "--enroll", "{w}/good.jsonl", "{w}/a.wav"],
+        ["good.jsonl:1: speaker: missing"],
+    ),
+    "identify-no-enrollment": (
+        ["identify", "{w}/spk.nemo", "{w}/a.wav"],
+        ["--enroll"],
+    ),
+    "identify-too-short-audio": (
+        ["identify", "{w}/spk.nemo", "--enroll", "{w}/enroll.jsonl", "{w}/short.wav"],
+        ["short.wav", "too short"],
+    ),
+    "identify-an-asr-model": (
+        ["identify", "{w}/ctc.nemo", "--enroll", "{w}/enroll.jsonl", "{w}/a.wav"],
+        ["ctc.nemo", "not a speaker model"],
     ),
     # the verb itself
     "unknown-verb": (["trian", "x.yaml"], ["unknown verb 'trian'", "'train'"]),
