@@ -12,11 +12,11 @@ from minispeech.core.model import SpeechModel
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted((REPO / "configs/asr").glob("*.yaml"))
-# measured test WER of each recipe (README), and the ceiling the slow test enforces
-CEILINGS = {
-    "conformer_ctc_tiny": 0.10,  # measured 8.2%
-    "fastconformer_transducer_tiny": 0.10,  # measured 4.6%
-    "fastconformer_tdt_tiny": 0.10,  # measured 3.1%
+# the floors each recipe must meet on (test, far) WER (measured values: README)
+FLOORS = {
+    "conformer_ctc_tiny": (0.08, 0.40),
+    "fastconformer_transducer_tiny": (0.08, 0.40),
+    "fastconformer_tdt_tiny": (0.08, 0.40),
 }
 
 
@@ -44,29 +44,30 @@ def fixed_batch_loss(model, n: int = 16) -> float:
         return float(model.training_step(batch)["loss"])
 
 
-def test_main_job_smoke_run_learns(tmp_path):
-    """40 steps of the main recipe lower the loss on a fixed dev batch (by ~35% when
-    measured), and the exported model file restores and transcribes."""
-    cfg = recipe("conformer_ctc_tiny", tmp_path, max_steps=40, val_check_interval=40,
-                 max_time=None)  # fmt: skip
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_recipe_smoke_run_learns(name, tmp_path):
+    """40 steps of each recipe lower the loss on a fixed dev batch, and the exported
+    model file restores and transcribes."""
+    cfg = recipe(name, tmp_path, max_steps=40, val_check_interval=40)
     cfg["model"]["train_ds"]["cache_audio"] = False  # 40 steps read 5% of the corpus
     cfg["model"]["optim"]["sched"]["warmup_steps"] = 10
     torch.manual_seed(cfg["trainer"].get("seed", 1234))
     before = fixed_batch_loss(SpeechModel.from_config(cfg["model"]))
     model = restore_from(train(cfg))
     after = fixed_batch_loss(model)
-    assert after < 0.8 * before, (before, after)
+    # dev: unseen voices and accents, half free word order: 40 steps take ~16% off
+    assert after < 0.9 * before, (before, after)
     dev = read_manifest(REPO / "data/tinyspeech/dev.jsonl")[0]["audio_filepath"]
     assert len(model.transcribe([dev])) == 1
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(CEILINGS))
-def test_recipe_reaches_its_test_wer(name, tmp_path):
-    cfg = recipe(name, tmp_path)
-    model = restore_from(train(cfg))
-    rows = read_manifest(REPO / "data/tinyspeech/test.jsonl")
-    hyps = model.transcribe([row["audio_filepath"] for row in rows], batch_size=32)
-    score = wer([row["text"] for row in rows], hyps)
-    print(f"{name}: test WER {100 * score:.2f}%")
-    assert score <= CEILINGS[name]
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_recipe_meets_its_test_and_far_floors(name, tmp_path):
+    model = restore_from(train(recipe(name, tmp_path)))
+    for split, floor in zip(("test", "far"), FLOORS[name]):
+        rows = read_manifest(REPO / f"data/tinyspeech/{split}.jsonl")
+        hyps = model.transcribe([row["audio_filepath"] for row in rows], batch_size=32)
+        score = wer([row["text"] for row in rows], hyps)
+        print(f"{name}: {split} WER {100 * score:.2f}%")
+        assert score <= floor, (split, score)
