@@ -23,13 +23,12 @@ from torch import Tensor
 
 from minispeech.asr.config_sections import (
     ASR_KEYS,
-    DATASET_KEYS,
     TOKENIZER_KEYS,
     WARP_LAYOUT,
     check_sections,
     get_section,
 )
-from minispeech.audio import AudioAugmentor, MelSpectrogram, SpecAugment, load_audio
+from minispeech.audio import AudioAugmentor, MelSpectrogram, SpecAugment
 from minispeech.audio.freq_warp import FrequencyWarp
 from minispeech.core.config import ConfigError, check_keys, locate
 from minispeech.core.model import SpeechModel
@@ -40,6 +39,7 @@ from minispeech.data import (
     collate_audio_text,
     load_tokenizer,
 )
+from minispeech.data.datasets import DATASET_KEYS
 from minispeech.metrics.wer import char_errors, word_errors
 
 
@@ -248,17 +248,6 @@ class ASRModel(SpeechModel):
         }
 
     # ------------------------------------------------------------ inference
-    def load_inputs(self, inputs: Sequence) -> list[Tensor]:
-        """Paths or 1-D tensors -> mono waveforms at the model's sample rate."""
-        waves = []
-        for item in inputs:
-            if isinstance(item, (str, Path)):
-                item = load_audio(item, sample_rate=self.sample_rate)[0]
-            item = torch.as_tensor(item, dtype=torch.float32)
-            assert item.dim() == 1, f"a waveform must be (S,), got {tuple(item.shape)}"
-            waves.append(item)
-        return waves
-
     @torch.no_grad()
     def transcribe(self, inputs: Sequence, batch_size: int = 8) -> list[str]:
         """Transcribe audio files or waveforms (S,), `batch_size` at a time,

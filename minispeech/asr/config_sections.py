@@ -30,20 +30,6 @@ ASR_KEYS = {
     "test_ds",
     "optim",
 }
-# keys of a train_ds / validation_ds / test_ds section (the loop reads the sampler ones)
-DATASET_KEYS = {
-    "manifest_filepath",
-    "batch_size",
-    "max_seconds",
-    "shuffle",
-    "drop_last",
-    "num_buckets",
-    "num_workers",
-    "min_duration",
-    "max_duration",
-    "cache_audio",
-    "augmentor",
-}
 TOKENIZER_KEYS = ("dir", "type", "vocab_size", "train_manifest")
 # the mel layout FrequencyWarp shares with the preprocessor (the model passes it)
 WARP_LAYOUT = ("sample_rate", "features", "lowfreq", "highfreq")

@@ -220,6 +220,19 @@ class SpeechModel(nn.Module):
             )
         return target(cfg)
 
+    def load_inputs(self, inputs) -> list[torch.Tensor]:
+        """Paths or 1-D waveforms -> mono float32 waves (S,) at `self.sample_rate`."""
+        from minispeech.audio.io import load_audio
+
+        waves = []
+        for item in inputs:
+            if isinstance(item, (str, Path)):
+                item = load_audio(item, sample_rate=self.sample_rate)[0]
+            item = torch.as_tensor(item, dtype=torch.float32)
+            assert item.dim() == 1, f"a waveform must be (S,), got {tuple(item.shape)}"
+            waves.append(item)
+        return waves
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters (elements), optionally only those with requires_grad."""
         return sum(

@@ -28,6 +28,22 @@ from minispeech.data.manifest import (
     read_numbered_manifest,
 )
 
+# keys of a train_ds / validation_ds / test_ds section of any task (the loop reads the
+# sampler's: batch_size, max_seconds, shuffle, drop_last, num_buckets, num_workers)
+DATASET_KEYS = (
+    "manifest_filepath",
+    "batch_size",
+    "max_seconds",
+    "shuffle",
+    "drop_last",
+    "num_buckets",
+    "num_workers",
+    "min_duration",
+    "max_duration",
+    "cache_audio",
+    "augmentor",
+)
+
 __all__ = ["AudioTextDataset", "collate_audio_text"]
 
 

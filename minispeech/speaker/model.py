@@ -28,6 +28,7 @@ from minispeech.audio import AudioAugmentor, MelSpectrogram, SpecAugment, load_a
 from minispeech.core.config import ConfigError, check_arguments, check_keys, locate
 from minispeech.core.model import SpeechModel
 from minispeech.data import read_manifest
+from minispeech.data.datasets import DATASET_KEYS
 from minispeech.metrics.eer import eer
 from minispeech.speaker.dataset import (
     SpeakerDataset,
@@ -51,19 +52,6 @@ MODEL_KEYS = (
     "validation_ds",
     "test_ds",
     "optim",
-)
-DATASET_KEYS = (
-    "manifest_filepath",
-    "batch_size",
-    "max_seconds",
-    "shuffle",
-    "drop_last",
-    "num_buckets",
-    "num_workers",
-    "min_duration",
-    "max_duration",
-    "cache_audio",
-    "augmentor",
 )
 
 
@@ -237,17 +225,6 @@ class SpeakerModel(SpeechModel):
         return collate_speaker(items)
 
     # ------------------------------------------------------------ inference
-    def load_inputs(self, inputs: Sequence) -> list[Tensor]:
-        """Paths or 1-D waveforms -> mono float32 waves at the model's rate."""
-        waves = []
-        for item in inputs:
-            if isinstance(item, (str, Path)):
-                item = load_audio(item, sample_rate=self.sample_rate)[0]
-            item = torch.as_tensor(item, dtype=torch.float32)
-            assert item.dim() == 1, f"a waveform must be (S,), got {tuple(item.shape)}"
-            waves.append(item)
-        return waves
-
     @torch.no_grad()
     def get_embeddings(self, inputs: Sequence, batch_size: int = 8) -> Tensor:
         """Embeddings (N, E) of audio files or waveforms, `batch_size` at a time."""
