@@ -31,7 +31,6 @@ and outputs are written only at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from minispeech.command_line import (
     load_model,
     positive_int,
 )
+from minispeech.core.checkpoint import atomic_write
 
 MIN_SECONDS = 0.25  # the shortest input a speaker verb embeds (module docstring)
 
@@ -132,16 +132,6 @@ def unit_float(text: str) -> float:
     return value
 
 
-def write_atomic(path: str, write) -> Path:
-    """`write(partial_path)`, then rename onto `path`: no half-written output."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    write(partial)
-    os.replace(partial, out)
-    return out
-
-
 # ---------------------------------------------------------------- embed
 def embed_verb(argv: list[str]) -> int:
     parser = ArgumentParser(
@@ -165,11 +155,8 @@ def embed_verb(argv: list[str]) -> int:
     seconds = time.perf_counter() - start
     import numpy as np
 
-    def save(partial: Path) -> None:
-        with open(partial, "wb") as file:  # np.save(path) would append ".npy"
-            np.save(file, embs)
-
-    out = write_atomic(args.out, save)
+    # np.save to the open file: given a path it would append ".npy"
+    out = atomic_write(args.out, lambda file: np.save(file, embs))
     audio_s = sum(float(row["duration"]) for row in rows)
     print(
         f"{len(embs)} embeddings of size {embs.shape[1]} from {audio_s:.1f} s of "
@@ -282,9 +269,8 @@ def verify_trials(args: argparse.Namespace) -> int:
             f"{' '.join(lines[number - 1].split())} {score:.6f}\n"
             for (_, _, _, number), score in zip(trials, scores)
         )
-        print(
-            f"scores written to {write_atomic(args.out, lambda p: p.write_text(text))}"
-        )
+        out = atomic_write(args.out, lambda file: file.write(text.encode()))
+        print(f"scores written to {out}")
     return 0
 
 

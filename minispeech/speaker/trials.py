@@ -18,6 +18,8 @@ import os
 import random
 from pathlib import Path
 
+from minispeech.core.checkpoint import atomic_write
+
 
 def group_by_speaker(rows: list[dict]) -> tuple[dict, dict]:
     """{speaker: [audio paths]} and {speaker: gender or None} of manifest rows."""
@@ -94,8 +96,4 @@ def write_trials(path, trials: list, absolute: bool = False) -> Path:
         return audio if absolute else os.path.relpath(audio, folder)
 
     lines = [f"{label} {name(a)} {name(b)}\n" for label, a, b in trials]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(lines))
-    os.replace(partial, path)
-    return path
+    return atomic_write(path, lambda file: file.write("".join(lines).encode()))
