@@ -29,7 +29,7 @@ from minispeech.core.config import ConfigError, check_arguments, check_keys, loc
 from minispeech.core.model import SpeechModel
 from minispeech.data import read_manifest
 from minispeech.data.datasets import DATASET_KEYS
-from minispeech.metrics.eer import eer
+from minispeech.metrics.eer import eer, min_dcf
 from minispeech.speaker.dataset import (
     SpeakerDataset,
     collate_speaker,
@@ -192,7 +192,9 @@ class SpeakerModel(SpeechModel):
         }
 
     def validation_metrics(self, stats: dict) -> dict:
-        """val_loss and val_acc over the known speakers; val_eer over all pairs."""
+        """val_loss and val_acc over the known speakers; val_eer and val_min_dcf
+        (p_target 0.01) over all pairs; val_id_acc: leave-one-out closed-set
+        identification among the set's own speakers."""
         count = stats.get("count", 0)
         scores, targets = pair_trials(stats["embeddings"], stats["speakers"])
         both = 0 < int(targets.sum()) < len(targets)
@@ -200,6 +202,12 @@ class SpeakerModel(SpeechModel):
             "val_loss": stats["loss_sum"] / count if count else math.nan,
             "val_acc": stats["correct"] / count if count else math.nan,
             "val_eer": eer(scores, targets) if both else math.nan,
+            "val_min_dcf": min_dcf(scores, targets, p_target=0.01)
+            if both
+            else math.nan,
+            "val_id_acc": leave_one_out_identification(
+                stats["embeddings"], stats["speakers"]
+            ),
         }
 
     # ------------------------------------------------------------ data
@@ -319,3 +327,31 @@ def pair_trials(embeddings, speakers) -> tuple[Tensor, Tensor]:
     ids = {name: k for k, name in enumerate(sorted(set(speakers)))}
     spk = torch.tensor([ids[name] for name in speakers])  # (N,)
     return (cos[i, j] + 1) / 2, (spk[i] == spk[j]).long()
+
+
+def leave_one_out_identification(embeddings, speakers) -> float:
+    """Closed-set identification accuracy over N embeddings (N, E): each utterance
+    is scored against every speaker's enrolment (the mean L2-normalised embedding
+    of that speaker's other utterances, as `enroll` makes it) and counts as right
+    when its own speaker scores highest. Utterances whose speaker has no other
+    utterance are skipped; NaN when none is left or fewer than two speakers."""
+    names = sorted(set(speakers))
+    if len(names) < 2:
+        return math.nan
+    embs = torch.nn.functional.normalize(torch.as_tensor(embeddings).double(), dim=1)
+    spk = torch.tensor([names.index(name) for name in speakers])  # (N,)
+    onehot = torch.nn.functional.one_hot(spk, len(names)).double()  # (N, K)
+    sums, counts = onehot.T @ embs, onehot.sum(0)  # (K, E), (K,)
+    # 1) every speaker's mean over all utterances; for the utterance's own
+    #    speaker, the mean without it: (sum - e_i) / (count - 1)
+    means = (sums / counts[:, None]).expand(len(embs), -1, -1).clone()  # (N, K, E)
+    own = counts[spk] - 1  # (N,)
+    keep = own > 0
+    rows = torch.arange(len(embs))
+    means[rows[keep], spk[keep]] = (sums[spk[keep]] - embs[keep]) / own[keep, None]
+    # 2) cosine to each enrolment (the score (cos + 1) / 2 keeps the order)
+    means = torch.nn.functional.normalize(means, dim=2)
+    cos = torch.einsum("ne,nke->nk", embs, means)  # (N, K)
+    if not bool(keep.any()):
+        return math.nan
+    return float((cos.argmax(1) == spk)[keep].double().mean())

@@ -3,6 +3,7 @@ with a `speaker` field, embeddings (batched == single), verification, closed-set
 identification, save/restore and config checks."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from minispeech.audio import save_audio
 from minispeech.core.config import ConfigError
 from minispeech.core.model import restore_from
 from minispeech.speaker import SpeakerModel, speaker_labels
-from minispeech.speaker.model import pair_trials
+from minispeech.speaker.model import leave_one_out_identification, pair_trials
 
 LABELS = ["ann", "bob", "cid"]
 SEP = {"separable": True, "se": True}
@@ -105,9 +106,15 @@ def test_validation_stats_concatenate_like_one_batch():
     merged = {k: (parts[0][k] + parts[1][k]) for k in whole}  # sums and list concat
     assert whole["count"] == 3 and len(whole["embeddings"]) == 4
     metrics = model.validation_metrics(whole)
-    assert set(metrics) == {"val_loss", "val_acc", "val_eer"}
+    assert set(metrics) == {
+        "val_loss",
+        "val_acc",
+        "val_eer",
+        "val_min_dcf",
+        "val_id_acc",
+    }
     for key, value in model.validation_metrics(merged).items():
-        assert value == pytest.approx(metrics[key], abs=1e-4)
+        assert value == pytest.approx(metrics[key], abs=1e-4, nan_ok=True)
     assert 0.0 <= metrics["val_eer"] <= 1.0
 
 
@@ -116,6 +123,46 @@ def test_pair_trials_score_every_pair_once():
     scores, targets = pair_trials(embs, ["a", "b", "a"])
     assert scores.tolist() == pytest.approx([0.5, 1.0, 0.5])  # (0,1) (0,2) (1,2)
     assert targets.tolist() == [0, 1, 0]
+
+
+def identification_by_loops(embs, speakers) -> float:
+    """Leave-one-out identification the slow way: for each utterance, enrol every
+    speaker from their other utterances (mean of unit vectors, float64) and pick
+    the highest cosine."""
+    unit = [torch.tensor(e, dtype=torch.float64) for e in embs]
+    unit = [e / e.norm() for e in unit]
+    right = total = 0
+    for i, (e, s) in enumerate(zip(unit, speakers)):
+        if speakers.count(s) < 2:
+            continue
+        best, best_cos = None, -2.0
+        for name in sorted(set(speakers)):
+            others = [u for j, u in enumerate(unit) if speakers[j] == name and j != i]
+            mean = torch.stack(others).mean(0)
+            cos = float(e @ mean / mean.norm())
+            if cos > best_cos:
+                best, best_cos = name, cos
+        right += best == s
+        total += 1
+    return right / total
+
+
+def test_leave_one_out_identification_matches_the_loops():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        n, k = 12, 3
+        centres = torch.randn(k, 5, generator=gen)
+        speakers = [f"s{int(i)}" for i in torch.randint(k, (n,), generator=gen)]
+        noise = 1.5 * torch.randn(n, 5, generator=gen)
+        embs = [(centres[int(s[1:])] + x).tolist() for s, x in zip(speakers, noise)]
+        if len(set(speakers)) < 2 or all(speakers.count(s) < 2 for s in speakers):
+            continue
+        fast = leave_one_out_identification(embs, speakers)
+        assert fast == pytest.approx(identification_by_loops(embs, speakers))
+    # a speaker with one utterance is still a candidate, never a query
+    embs = [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]
+    assert leave_one_out_identification(embs, ["a", "a", "b"]) == 1.0
+    assert math.isnan(leave_one_out_identification(embs, ["a", "b", "c"]))
 
 
 def test_dataset_from_a_manifest_with_speakers(tmp_path):
