@@ -160,8 +160,15 @@ def test_corpus_trials_balanced_with_same_gender_non_targets(corpus_dir, tmp_pat
 def test_evaluate_a_speaker_model_prints_eer_and_accuracy(world, capsys):
     text = run(["evaluate", world / "spk.nemo", world / "all.jsonl"], capsys)
     metrics = dict(re.findall(r"(val_\w+)\s+(\S+)", text))
-    assert set(metrics) == {"val_loss", "val_acc", "val_eer"}
-    assert 0.0 <= float(metrics["val_eer"]) <= 1.0
+    assert set(metrics) == {
+        "val_loss",
+        "val_acc",
+        "val_eer",
+        "val_min_dcf",
+        "val_id_acc",
+    }
+    for key in ("val_eer", "val_min_dcf", "val_id_acc"):
+        assert 0.0 <= float(metrics[key]) <= 1.0, key
     assert 0.0 <= float(metrics["val_acc"]) <= 1.0  # 4 of 6 are known speakers
 
 
