@@ -81,6 +81,10 @@ _EXPORTS = {
     "TransducerModel": "minispeech.asr",
     # speaker
     "SpeakerModel": "minispeech.speaker",
+    # diarization
+    "diarize": "minispeech.diarization",
+    "VADModel": "minispeech.diarization",
+    "der": "minispeech.metrics",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,6 +11,9 @@
     minispeech verify MODEL A B [--threshold 0.7] | MODEL --trials T [--out SCORES]
     minispeech identify MODEL --enroll ENROLL.jsonl AUDIO...
     minispeech corpus trials MANIFEST --out TRIALS.txt [--n N] [--seed S]
+    minispeech diarize SPEAKER_MODEL AUDIO... --out DIR [--num-speakers N] [--vad V]
+    minispeech der --ref REF.rttm... --hyp HYP.rttm... [--collar 0.25]
+    minispeech corpus conversations MANIFEST --out DIR [--n 12] [--seed S]
 
 Verbs live in `VERBS` as "module:function" strings and are imported only when used, so
 `minispeech --help` answers at once without importing torch. A task adds its verb with
@@ -57,6 +60,11 @@ VERBS = {
     "embed": ("minispeech.speaker.commands:embed_verb", "speaker embeddings to .npy"),
     "verify": ("minispeech.speaker.commands:verify_verb", "same speaker? (or trials)"),
     "identify": ("minispeech.speaker.commands:identify_verb", "closest enrolled voice"),
+    "diarize": (
+        "minispeech.diarization.commands:diarize_verb",
+        "who spoke when (RTTM)",
+    ),
+    "der": ("minispeech.diarization.commands:der_verb", "diarization error rate"),
 }
 
 
@@ -193,7 +201,7 @@ def manifest_verb(argv: list[str]) -> int:
 def corpus_verb(argv: list[str]) -> int:
     """`corpus build` (`python -m minispeech.data.corpus`; `--out` defaults to
     data/tinyspeech) and the derived sets a task owns (`corpus noisy`, `corpus
-    trials`)."""
+    trials`, `corpus conversations`)."""
     action = argv[0] if argv else None
     if action == "noisy":
         from minispeech.enhancement.commands import noisy_verb
@@ -203,10 +211,14 @@ def corpus_verb(argv: list[str]) -> int:
         from minispeech.speaker.commands import trials_verb
 
         return trials_verb(argv[1:])
+    if action == "conversations":
+        from minispeech.diarization.commands import conversations_verb
+
+        return conversations_verb(argv[1:])
     if action not in ("build", "-h", "--help"):
         what = f"unknown action {action!r}" if action else "no action given"
         raise CommandError(
-            f"{what}; use build, noisy or trials (see minispeech --help)"
+            f"{what}; use build, noisy, trials or conversations (see minispeech --help)"
         )
     if action == "build" and "--out" not in argv and not {"-h", "--help"} & set(argv):
         argv = [*argv, "--out", "data/tinyspeech"]

@@ -56,6 +56,19 @@ def load_model(path: str, device: str, overrides=(), trust_targets: bool = False
     return model.to(device).eval()
 
 
+def load_speaker_model(path: str, device: str):
+    """A model file that must hold a SpeakerModel (minispeech's or NeMo's)."""
+    from minispeech.speaker.model import SpeakerModel
+
+    model = load_model(path, device)
+    if not isinstance(model, SpeakerModel):
+        raise CommandError(
+            f"{path}: holds a {type(model).__name__}, not a speaker model "
+            "(SpeakerModel: TitaNet or ECAPA)"
+        )
+    return model
+
+
 def choose_device(name: str):
     """--device: cpu, cuda (gpu) or auto, as a torch.device."""
     from minispeech.training.distributed import choose_device as choose

@@ -19,6 +19,21 @@ from torch import nn
 from minispeech.core.model import SpeechModel
 from minispeech.core.optim import build_optimizer, build_scheduler
 
+# a small SpeakerModel config (two speakers, 16 mels, 8-d embeddings) for verb tests
+TINY_SPEAKER = {
+    "_target_": "minispeech.speaker.SpeakerModel",
+    "labels": ["ann", "bob"],
+    "preprocessor": {"features": 16, "window_size": 0.025, "dither": 0.0},
+    "encoder": {
+        "_target_": "minispeech.speaker.TitaNetEncoder",
+        "feat_in": 16,
+        "jasper": [
+            {"filters": 16, "repeat": 1, "kernel": [3], "separable": True, "se": True},
+            {"filters": 24, "repeat": 1, "kernel": [1], "residual": False},
+        ],
+    },
+    "decoder": {"pool_mode": "attention", "emb_sizes": 8, "attention_channels": 8},
+}
 LAST: list = []  # the most recently built TinyModel (tests read it after train())
 
 

@@ -17,11 +17,17 @@
 
 # %%
 import torch
-from common import REPO, output_dir, pyplot, save_figure, training_steps
+from common import (
+    REPO,
+    output_dir,
+    pyplot,
+    save_figure,
+    short_recipe,
+    training_steps,
+)
 
 from minispeech import read_manifest, train, wer
 from minispeech.asr import ctc_forced_align_single, ctc_greedy_decode, word_spans
-from minispeech.core.config import load_recipe
 from minispeech.core.model import restore_from
 
 torch.manual_seed(0)
@@ -35,16 +41,7 @@ plt = pyplot()  # None without matplotlib: no figures, the same numbers
 # Every key maps to a constructor argument; `_target_` names the class.
 
 # %%
-cfg = load_recipe(
-    REPO / "configs/asr/conformer_ctc_tiny.yaml",
-    REPO,
-    OUT / "experiments",
-    max_steps=STEPS,
-    val_check_interval=STEPS,
-    max_time=None,
-)
-cfg["model"]["optim"]["sched"]["warmup_steps"] = min(100, STEPS // 4)
-cfg["exp_manager"]["name"] = "tutorial_ctc"
+cfg = short_recipe("configs/asr/conformer_ctc_tiny.yaml", "tutorial_ctc", STEPS, OUT)
 print(cfg["model"]["encoder"])
 
 # %% [markdown]

@@ -15,11 +15,17 @@
 
 # %%
 import torch
-from common import REPO, output_dir, pyplot, save_figure, training_steps
+from common import (
+    REPO,
+    output_dir,
+    pyplot,
+    save_figure,
+    short_recipe,
+    training_steps,
+)
 
 from minispeech import read_manifest, train, wer
 from minispeech.asr import rnnt_beam_search, rnnt_greedy_decode
-from minispeech.core.config import load_recipe
 from minispeech.core.model import restore_from
 
 torch.manual_seed(0)
@@ -32,16 +38,9 @@ plt = pyplot()  # None without matplotlib: no figures, the same numbers
 # The recipe `configs/asr/fastconformer_transducer_tiny.yaml`, with fewer steps.
 
 # %%
-cfg = load_recipe(
-    REPO / "configs/asr/fastconformer_transducer_tiny.yaml",
-    REPO,
-    OUT / "experiments",
-    max_steps=STEPS,
-    val_check_interval=STEPS,
-    max_time=None,
+cfg = short_recipe(
+    "configs/asr/fastconformer_transducer_tiny.yaml", "tutorial_rnnt", STEPS, OUT
 )
-cfg["model"]["optim"]["sched"]["warmup_steps"] = min(100, STEPS // 4)
-cfg["exp_manager"]["name"] = "tutorial_rnnt"
 model = restore_from(train(cfg)).eval()
 dev = read_manifest(REPO / "data/tinyspeech/dev.jsonl")[:40]
 hyps = model.transcribe([row["audio_filepath"] for row in dev])

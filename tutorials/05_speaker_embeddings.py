@@ -20,10 +20,16 @@
 
 # %%
 import torch
-from common import REPO, output_dir, pyplot, save_figure, training_steps
+from common import (
+    REPO,
+    output_dir,
+    pyplot,
+    save_figure,
+    short_recipe,
+    training_steps,
+)
 
 from minispeech import read_manifest, train
-from minispeech.core.config import load_recipe
 from minispeech.core.model import restore_from
 from minispeech.metrics import eer, min_dcf
 from minispeech.metrics.eer import roc_points
@@ -43,16 +49,7 @@ plt = pyplot()  # None without matplotlib: no figures, the same numbers
 # validation at the end.
 
 # %%
-cfg = load_recipe(
-    REPO / "configs/speaker/titanet_tiny.yaml",
-    REPO,
-    OUT / "experiments",
-    max_steps=STEPS,
-    val_check_interval=STEPS,
-)
-cfg["model"]["train_ds"]["cache_audio"] = False
-cfg["model"]["optim"]["sched"]["warmup_steps"] = min(100, STEPS // 4)
-cfg["exp_manager"]["name"] = "tutorial_titanet"
+cfg = short_recipe("configs/speaker/titanet_tiny.yaml", "tutorial_titanet", STEPS, OUT)
 print(
     f"{len(cfg['model']['encoder']['jasper'])} TitaNet blocks, pooling:",
     cfg["model"]["decoder"]["pool_mode"],

@@ -32,6 +32,26 @@ def training_steps(default: int) -> int:
     return int(os.environ.get("MINISPEECH_TUTORIAL_STEPS", default))
 
 
+def short_recipe(config: str, name: str, steps: int, out: Path) -> dict:
+    """The recipe `config` (a path under the repository) shortened for a tutorial:
+    `steps` training steps, one validation at the end, a warm-up of at most a
+    quarter of the run, no audio cache (it pays off over a long run only), and the
+    run `name` under out/experiments."""
+    from minispeech.core.config import load_recipe
+
+    cfg = load_recipe(
+        REPO / config,
+        REPO,
+        out / "experiments",
+        max_steps=steps,
+        val_check_interval=steps,
+    )
+    cfg["model"]["train_ds"]["cache_audio"] = False
+    cfg["model"]["optim"]["sched"]["warmup_steps"] = min(100, steps // 4)
+    cfg["exp_manager"]["name"] = name
+    return cfg
+
+
 def pyplot():
     """matplotlib.pyplot, or None where matplotlib is not installed."""
     try:

@@ -1,5 +1,6 @@
 """Metrics: each a short exact function with its reference in the tests."""
 
+from minispeech.metrics.der import DERResult, der, file_der, hungarian, pool
 from minispeech.metrics.eer import eer, min_dcf
 from minispeech.metrics.wer import (
     ErrorCounts,

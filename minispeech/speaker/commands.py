@@ -38,7 +38,7 @@ from minispeech.command_line import (
     ArgumentParser,
     CommandError,
     check_output,
-    load_model,
+    load_speaker_model,
     positive_int,
 )
 from minispeech.core.checkpoint import atomic_write
@@ -47,17 +47,6 @@ MIN_SECONDS = 0.25  # the shortest input a speaker verb embeds (module docstring
 
 
 # ---------------------------------------------------------------- shared pieces
-def load_speaker_model(path: str, device: str):
-    """A model file that must hold a SpeakerModel (minispeech's or NeMo's)."""
-    from minispeech.speaker.model import SpeakerModel
-
-    model = load_model(path, device)
-    if not isinstance(model, SpeakerModel):
-        raise CommandError(
-            f"{path}: holds a {type(model).__name__}, not a speaker model "
-            "(SpeakerModel: TitaNet or ECAPA)"
-        )
-    return model
 
 
 def check_audio(path: str, where: str = "") -> float:

@@ -83,6 +83,8 @@ def world(tmp_path_factory) -> Path:
     wave = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
     soundfile.write(root / "a.wav", wave, 16000)
     soundfile.write(root / "short.wav", wave[:3200], 16000)  # 0.2 s
+    quiet = 0.001 * wave[:8000]  # 0.5 s: a burst between quiet parts holds speech
+    soundfile.write(root / "burst.wav", np.concatenate([quiet, wave, quiet]), 16000)
     (root / "text.wav").write_text("RIFF? no, just text\n")
     good = {"audio_filepath": "a.wav", "duration": 1.0, "text": "go left"}
     jsonl(root / "good.jsonl", [good])
@@ -108,6 +110,16 @@ def world(tmp_path_factory) -> Path:
     (root / "trials_short.txt").write_text("1 a.wav a.wav\n0 a.wav short.wav\n")
     (root / "lm.arpa").write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\n\\end\\\n")
     (root / "hyps.jsonl").write_text("KEEP: a previous evaluation\n")
+    turn = "SPEAKER rec 1 {} {} <NA> <NA> {} <NA> <NA>\n"
+    (root / "ref.rttm").write_text(
+        turn.format(0.0, 0.5, "ann") + turn.format(0.5, 0.5, "bob")
+    )
+    (root / "bad.rttm").write_text(
+        turn.format(0.0, 0.5, "ann") + "SPEAKER rec 1 0.5 x\n"
+    )
+    (root / "overlap.uem").write_text("rec 1 0.0 0.8\nrec 1 0.5 1.0\n")
+    diar = {"audio_filepath": "a.wav", "offset": 0, "duration": None}
+    jsonl(root / "diar_no_audio.jsonl", [{**diar, "audio_filepath": "gone.wav"}])
     (root / "out_dir").mkdir()
     train = {
         "model": {**CTC, "train_ds": {"manifest_filepath": str(root / "good.jsonl")}},
@@ -409,6 +421,30 @@ CASES = {
     ),
     "identify-an-asr-model": (
         ["identify", "{w}/ctc.nemo", "--enroll", "{w}/enroll.jsonl", "{w}/a.wav"],
+        ["ctc.nemo", "not a speaker model"],
+    ),
+    # diarize, der
+    "der-malformed-rttm-line": (
+        ["der", "--ref", "{w}/ref.rttm", "--hyp", "{w}/bad.rttm"],
+        ["bad.rttm:2:"],
+    ),
+    "der-overlapping-uem": (
+        ["der", "--ref", "{w}/ref.rttm", "--hyp", "{w}/ref.rttm"]
+        + ["--uem", "{w}/overlap.uem"],
+        ["overlap.uem:2:", "overlap"],
+    ),
+    "diarize-more-speakers-than-segments": (
+        ["diarize", "{w}/spk.nemo", "{w}/burst.wav", "--out", "{w}/rttm"]
+        + ["--num-speakers", "50"],
+        ["burst.wav", "num_speakers 50", "segments"],
+    ),
+    "diarize-missing-audio-in-manifest": (
+        ["diarize", "{w}/spk.nemo", "--manifest", "{w}/diar_no_audio.jsonl"]
+        + ["--out", "{w}/rttm"],
+        ["diar_no_audio.jsonl:1:", "gone.wav"],
+    ),
+    "diarize-an-asr-model": (
+        ["diarize", "{w}/ctc.nemo", "{w}/a.wav", "--out", "{w}/rttm"],
         ["ctc.nemo", "not a speaker model"],
     ),
     # the verb itself

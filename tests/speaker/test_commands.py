@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from tiny_model import TINY_SPEAKER as TINY
 
 from minispeech.cli import main
 from minispeech.core.model import restore_from
@@ -17,20 +18,6 @@ from minispeech.metrics.eer import eer, min_dcf
 from minispeech.speaker import SpeakerModel
 
 SR = 16000
-TINY = {
-    "_target_": "minispeech.speaker.SpeakerModel",
-    "labels": ["ann", "bob"],
-    "preprocessor": {"features": 16, "window_size": 0.025, "dither": 0.0},
-    "encoder": {
-        "_target_": "minispeech.speaker.TitaNetEncoder",
-        "feat_in": 16,
-        "jasper": [
-            {"filters": 16, "repeat": 1, "kernel": [3], "separable": True, "se": True},
-            {"filters": 24, "repeat": 1, "kernel": [1], "residual": False},
-        ],
-    },
-    "decoder": {"pool_mode": "attention", "emb_sizes": 8, "attention_channels": 8},
-}
 
 
 def tone(seconds: float, phase: float) -> np.ndarray:
