@@ -6,7 +6,10 @@
 - Pitch shift: time-stretch by a phase vocoder (Flanagan & Golden 1966; phase locking
   left out, Laroche & Dolson 1999 Sec. 2), then resample, so the length is kept and
   the pitch moves by `semitones` (factor 2^(semitones / 12)).
-- Noise: white or pink noise (minispeech/audio/noise.py) at an SNR drawn per utterance.
+- Noise: white or pink noise (minispeech/audio/noise.py) at an SNR drawn per utterance,
+  or babble: the sum of `babble_speakers` other utterances of the dataset, which the
+  dataset hands over as `babble_source` (a speaker model learns to follow the
+  loudest voice among other voices, as in a room).
 - Echo: a feedback comb filter y[t] = x[t] + g y[t - d] (Schroeder 1962, "Natural
   sounding artificial reverberation", J. Audio Eng. Soc. 10(3), Fig. 2), the building
   block of artificial reverberation: a room or a synthesizer's echo setting.
@@ -112,7 +115,8 @@ class AudioAugmentor:
     """Random waveform augmentation for one utterance, from a dataset config section.
 
     speed: [min, max] factor or null; pitch: [min, max] semitones or null;
-    noise_snr_db: [min, max] or null; noise_kinds: which noises; echo_delay_ms and
+    noise_snr_db: [min, max] or null; noise_kinds: which noises (white, pink, babble);
+    babble_speakers: utterances summed into babble; echo_delay_ms and
     echo_gain: [min, max] each, or null; prob: chance that each augmentation is applied
     to an utterance; sample_rate: of the waves (for the echo delay).
     """
@@ -123,6 +127,7 @@ class AudioAugmentor:
         pitch=None,
         noise_snr_db=None,
         noise_kinds=("white", "pink"),
+        babble_speakers: int = 3,
         echo_delay_ms=None,
         echo_gain=None,
         prob: float = 0.5,
@@ -146,6 +151,15 @@ class AudioAugmentor:
                 raise ValueError(f"augmentor.{name} must be [min, max], got {value!r}")
         self.speed, self.pitch, self.noise_snr_db = speed, pitch, noise_snr_db
         self.noise_kinds, self.prob = list(noise_kinds), float(prob)
+        unknown = set(self.noise_kinds) - {"white", "pink", "babble"}
+        if unknown:
+            raise ValueError(
+                f"augmentor.noise_kinds: {sorted(unknown)} unknown; use white, pink "
+                "or babble"
+            )
+        self.babble_speakers = int(babble_speakers)
+        # babble_source(n) -> n waves (S_i,) of other utterances; the dataset sets it
+        self.babble_source = None
 
     def _draw(self, bounds) -> float | None:
         """A uniform draw in `bounds` with probability `prob`, else None."""
@@ -173,5 +187,22 @@ class AudioAugmentor:
         if snr is not None:
             kind = self.noise_kinds[int(torch.randint(len(self.noise_kinds), ()))]
             rng = np.random.default_rng(int(torch.randint(2**31 - 1, ())))
-            wave = add_noise(wave, snr, kind, rng)
+            if kind == "babble":
+                wave = self.add_babble(wave, snr, rng)
+            else:
+                wave = add_noise(wave, snr, kind, rng)
         return wave
+
+    def add_babble(self, wave: Tensor, snr_db: float, rng) -> Tensor:
+        """wave (S,) + babble of `babble_speakers` other utterances at `snr_db`."""
+        from minispeech.audio.noise import babble_noise, scale_to_snr
+
+        if self.babble_source is None:
+            raise ValueError(
+                "augmentor: babble noise needs a dataset that supplies other "
+                "utterances (babble_source)"
+            )
+        others = [w.double().numpy() for w in self.babble_source(self.babble_speakers)]
+        clean = wave.double().numpy()
+        noise = scale_to_snr(clean, babble_noise(others, clean.size, rng), snr_db)
+        return torch.from_numpy(clean + noise).to(wave.dtype)

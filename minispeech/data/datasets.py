@@ -112,6 +112,8 @@ class AudioTextDataset(torch.utils.data.Dataset):
         self.tokens = self._tokenize_all()
         self.cache: dict[int, torch.Tensor] | None = {} if cache_audio else None
         self.augmentor = augmentor
+        if hasattr(augmentor, "babble_source"):  # babble noise: other utterances
+            augmentor.babble_source = self.random_waves
 
     def _tokenize_all(self) -> list[list[int]]:
         """Encode every text now; all failures are reported together."""
@@ -152,6 +154,20 @@ class AudioTextDataset(torch.utils.data.Dataset):
             "id": _utterance_id(row),
             "text": row.get("text", ""),
         }
+
+    def random_waves(self, n: int) -> list[torch.Tensor]:
+        """n waves (S_i,) of utterances drawn at random (torch's generator, so a
+        resumed run draws the same), cached like the items."""
+        picks = torch.randint(len(self.rows), (n,)).tolist()
+        waves = []
+        for index in picks:
+            if self.cache is not None and index in self.cache:
+                waves.append(self.cache[index])
+            else:
+                waves.append(self._load(index))
+                if self.cache is not None:
+                    self.cache[index] = waves[-1]
+        return waves
 
     def _load(self, index: int) -> torch.Tensor:
         row, segment = self.rows[index], "offset" in self.rows[index]

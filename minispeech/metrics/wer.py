@@ -31,8 +31,6 @@ Empty references: an empty reference sentence is fine (its hypothesis words coun
 insertions). If the WHOLE corpus has zero reference tokens the rate is 0.0 when
 there are no errors and ``inf`` otherwise (NeMo's ``word_error_rate`` also returns
 inf; jiwer differs here). Not a ZeroDivisionError, so a validation loop never dies.
-
-Later metrics of the same kind (eer, der, si_sdr) belong in this file as well.
 """
 
 from collections.abc import Hashable, Sequence

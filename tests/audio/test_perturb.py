@@ -114,3 +114,33 @@ def test_echo_is_the_feedback_comb_filter():
 def test_augmentor_echo_needs_both_bounds():
     with pytest.raises(ValueError, match="echo"):
         AudioAugmentor(echo_delay_ms=[20, 60])
+
+
+def test_babble_noise_comes_from_the_dataset_at_the_snr(tmp_path):
+    from minispeech.audio import save_audio
+    from minispeech.data.datasets import AudioTextDataset
+
+    rows = []
+    for k in range(4):
+        path = tmp_path / f"u{k}.wav"
+        save_audio(path, tone(200.0 * (k + 1), seconds=0.5), 16000)
+        rows.append({"audio_filepath": str(path), "duration": 0.5, "text": "a"})
+    augmentor = AudioAugmentor(
+        noise_snr_db=[5.0, 5.0], noise_kinds=["babble"], prob=1.0, babble_speakers=2
+    )
+    with pytest.raises(ValueError, match="babble_source"):
+        augmentor(tone(440.0))
+    dataset = AudioTextDataset(rows, sample_rate=16000, augmentor=augmentor)
+    assert augmentor.babble_source == dataset.random_waves
+    clean = dataset._load(0).double()  # (S,)
+    torch.manual_seed(0)
+    noisy = dataset[0]["audio"].double()
+    snr = 10 * math.log10(clean.pow(2).sum() / (noisy - clean).pow(2).sum())
+    assert snr == pytest.approx(5.0, abs=1e-3)
+    torch.manual_seed(0)
+    assert torch.equal(dataset[0]["audio"], noisy.float())  # drawn from torch's RNG
+
+
+def test_augmentor_rejects_an_unknown_noise_kind():
+    with pytest.raises(ValueError, match="brown"):
+        AudioAugmentor(noise_snr_db=[0, 10], noise_kinds=["white", "brown"])
