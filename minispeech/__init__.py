@@ -85,6 +85,12 @@ _EXPORTS = {
     "diarize": "minispeech.diarization",
     "VADModel": "minispeech.diarization",
     "der": "minispeech.metrics",
+    # enhancement
+    "EnhancementModel": "minispeech.enhancement",
+    "wiener_filter": "minispeech.enhancement",
+    "spectral_subtraction": "minispeech.enhancement",
+    "si_sdr": "minispeech.metrics",
+    "stoi": "minispeech.metrics",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,6 +14,7 @@
     minispeech diarize SPEAKER_MODEL AUDIO... --out DIR [--num-speakers N] [--vad V]
     minispeech der --ref REF.rttm... --hyp HYP.rttm... [--collar 0.25]
     minispeech corpus conversations MANIFEST --out DIR [--n 12] [--seed S]
+    minispeech enhance MODEL|wiener|spectral-subtraction NOISY... --out DIR
 
 Verbs live in `VERBS` as "module:function" strings and are imported only when used, so
 `minispeech --help` answers at once without importing torch. A task adds its verb with
@@ -65,6 +66,7 @@ VERBS = {
         "who spoke when (RTTM)",
     ),
     "der": ("minispeech.diarization.commands:der_verb", "diarization error rate"),
+    "enhance": ("minispeech.enhancement.commands:enhance_verb", "denoise audio files"),
 }
 
 

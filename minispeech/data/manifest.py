@@ -126,7 +126,7 @@ def _audio_problems(row: dict, check_audio: bool, exists: dict) -> list[tuple]:
 
 def _duplicate(row: dict, number: int, seen: dict) -> list[tuple[str, str]]:
     """The same (file, offset, duration), or the same ``id``, on an earlier line."""
-    key = (row["audio_filepath"], row.get("offset", 0), row["duration"])
+    key = (row["audio_filepath"], row.get("offset", 0), row.get("duration"))
     first = seen.setdefault(key, number)
     if first != number:
         return [("audio_filepath", f"duplicate of line {first}")]

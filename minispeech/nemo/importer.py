@@ -14,7 +14,7 @@ import torch
 from minispeech.core.checkpoint import read_checkpoint
 from minispeech.core.model import restore_from
 from minispeech.errors import MinispeechError
-from minispeech.nemo import asr, speaker
+from minispeech.nemo import asr, enhancement, speaker
 
 
 class NemoImportError(MinispeechError, ValueError):
@@ -28,6 +28,7 @@ FAMILIES = {
     "EncDecRNNTModel": asr.import_asr,
     "EncDecRNNTBPEModel": asr.import_asr,
     "EncDecSpeakerLabelModel": speaker.import_speaker,
+    "EncMaskDecAudioToAudioModel": enhancement.import_enhancement,
 }
 
 

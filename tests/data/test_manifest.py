@@ -187,3 +187,16 @@ def test_check_manifest_compares_headers(tmp_path, audio_dir):
     assert report.problems[1].startswith(f"{bad}:3: duration: segment 0.6 + 0.5 s")
     assert report.problems[2].startswith(f"{bad}:4: audio_filepath: ")
     assert "3 problems" in str(report)
+
+
+def test_duplicates_are_found_without_a_duration_field(tmp_path):
+    """Manifests whose reader does not require `duration` (audio-to-audio pairs,
+    the enhance verb) still get the duplicate check, not a KeyError."""
+    from minispeech.data.manifest import read_numbered_manifest
+
+    tone(tmp_path / "a.wav", 0.5)
+    rows = [{"audio_filepath": "a.wav"}, {"audio_filepath": "a.wav"}]
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ManifestError, match="m.jsonl:2: audio_filepath: duplicate"):
+        read_numbered_manifest(path, required=())

@@ -474,8 +474,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(world, argv, words, cap
 
 @pytest.mark.parametrize("verb", ["evaluate", "transcribe"])
 def test_an_unsupported_nemo_model_is_one_line(nemo_ref, world, verb, capsys):
-    speaker_model = nemo_ref / "masking_tiny.nemo"  # an enhancement model
+    other_model = nemo_ref / "fastpitch_tiny.nemo"  # a TTS model: not importable
     data = str(world / ("good.jsonl" if verb == "evaluate" else "a.wav"))
-    assert main([verb, str(speaker_model), data]) == 2
+    assert main([verb, str(other_model), data]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"minispeech {verb}: {speaker_model}: NeMo model class")
+    assert err.startswith(f"minispeech {verb}: {other_model}: NeMo model class")
