@@ -447,6 +447,19 @@ CASES = {
         ["diarize", "{w}/ctc.nemo", "{w}/a.wav", "--out", "{w}/rttm"],
         ["ctc.nemo", "not a speaker model"],
     ),
+    # enhance
+    "enhance-missing-audio": (
+        ["enhance", "wiener", "{w}/a.wav", "{w}/nope.wav", "--out", "{w}/enh"],
+        ["nope.wav"],
+    ),
+    "enhance-an-asr-model": (
+        ["enhance", "{w}/ctc.nemo", "{w}/a.wav", "--out", "{w}/enh"],
+        ["ctc.nemo", "CTCModel"],
+    ),
+    "enhance-unknown-method": (
+        ["enhance", "{w}/wienr", "{w}/a.wav", "--out", "{w}/enh"],
+        ["wienr"],
+    ),
     # the verb itself
     "unknown-verb": (["trian", "x.yaml"], ["unknown verb 'trian'", "'train'"]),
 }
