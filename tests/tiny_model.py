@@ -19,6 +19,22 @@ from torch import nn
 from minispeech.core.model import SpeechModel
 from minispeech.core.optim import build_optimizer, build_scheduler
 
+
+def small_manifest(source: Path, out: Path, n_speakers: int = 2, per: int = 4) -> str:
+    """A corpus manifest cut for smoke runs: `per` utterances of each of its first
+    `n_speakers` speakers, with absolute audio paths, written to `out`."""
+    import json
+
+    by_speaker: dict = {}
+    for line in source.read_text().splitlines():
+        row = json.loads(line)
+        row["audio_filepath"] = str(source.parent / row["audio_filepath"])
+        by_speaker.setdefault(row["speaker"], []).append(row)
+    rows = [r for rs in list(by_speaker.values())[:n_speakers] for r in rs[:per]]
+    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(out)
+
+
 # a small SpeakerModel config (two speakers, 16 mels, 8-d embeddings) for verb tests
 TINY_SPEAKER = {
     "_target_": "minispeech.speaker.SpeakerModel",

@@ -278,13 +278,15 @@ def cluster_embeddings(
     fix_disconnected: bool = False,
     min_cluster_size: int = 3,
     enhanced_count_thres: int = 0,
+    max_rp_threshold: float = 0.15,
 ) -> torch.Tensor:
     """Speaker labels (N,) for segment embeddings (N, D), or for a list of per-scale
     embeddings each (N, D_s) already mapped to the N base-scale segments.
 
     method "nmesc": multi-scale affinity sum_s w_s A_s, then NME-SC. "ahc": average
     linkage on the weighted mean cosine similarity, merging while it is >= threshold
-    (or down to num_speakers). enhanced_count_thres: NeMo's rule, the anchor count
+    (or down to num_speakers). max_rp_threshold: the p search of NME-SC goes up to
+    that fraction of N. enhanced_count_thres: NeMo's rule, the anchor count
     when N <= max(enhanced_count_thres, 6) and no oracle; 0 turns it off. That count
     then fixes k like an oracle, so the p search looks at the first k gaps where
     NeMo looks at max_num_speakers (the same p on spk3_n30)."""
@@ -308,6 +310,7 @@ def cluster_embeddings(
         num_speakers,
         max_num_speakers,
         seed,
+        max_rp_threshold=max_rp_threshold,
         min_p=min_p,
         fix_disconnected=fix_disconnected,
         min_cluster_size=min_cluster_size,

@@ -53,9 +53,6 @@ import torch
 
 from minispeech.diarization.clustering import (
     cluster_embeddings,
-    cosine_affinity,
-    multiscale_affinity,
-    spectral_clustering,
 )
 from minispeech.diarization.rttm import Segment
 from minispeech.errors import MinispeechError
@@ -238,16 +235,14 @@ def cluster(
     method: str = "nmesc",
 ) -> torch.Tensor:
     """Labels (N,) of the base segments from S per-scale embeddings (N, E):
-    NME-SC on sum_s w_s A_s with the p search up to max_rp_threshold * N (what
-    cluster_embeddings does, with that threshold open), or cluster_embeddings'
-    "ahc"."""
-    if method != "nmesc" or embs[-1].shape[0] == 1:
-        return cluster_embeddings(
-            embs, num_speakers, max_num_speakers, list(weights), method
-        )
-    affinity = multiscale_affinity([cosine_affinity(e) for e in embs], list(weights))
-    return spectral_clustering(
-        affinity, num_speakers, max_num_speakers, max_rp_threshold=max_rp_threshold
+    cluster_embeddings with this pipeline's weights and p-search limit."""
+    return cluster_embeddings(
+        embs,
+        num_speakers,
+        max_num_speakers,
+        list(weights),
+        method,
+        max_rp_threshold=max_rp_threshold,
     )  # (N,)
 
 

@@ -39,8 +39,9 @@ def _check(fft_length: int, magnitude_power: float, scale: float) -> None:
         raise ValueError(f"scale must be > 0, got {scale}")
 
 
-class AudioToSpectrogram(nn.Module):
-    """audio (B, C, S), audio_lens (B,) -> complex spec (B, C, F, T), spec_lens (B,)."""
+class _StftSettings(nn.Module):
+    """What both transforms hold: STFT sizes, NeMo's magnitude power and scale, and
+    the Hann window, a buffer as in NeMo's state dict (`encoder.window`)."""
 
     def __init__(
         self,
@@ -54,8 +55,11 @@ class AudioToSpectrogram(nn.Module):
         self.fft_length, self.hop_length = fft_length, hop_length
         self.magnitude_power, self.scale = magnitude_power, scale
         self.num_subbands = fft_length // 2 + 1  # F
-        # NeMo stores the window in the state dict (`encoder.window`)
         self.register_buffer("window", get_window("hann", fft_length))
+
+
+class AudioToSpectrogram(_StftSettings):
+    """audio (B, C, S), audio_lens (B,) -> complex spec (B, C, F, T), spec_lens (B,)."""
 
     def output_length(self, audio_lens: Tensor) -> Tensor:
         """Valid frames of a centred STFT: S // hop + 1."""
@@ -86,22 +90,8 @@ class AudioToSpectrogram(nn.Module):
         return spec * valid[:, None, None, :], spec_lens  # (B, C, F, T)
 
 
-class SpectrogramToAudio(nn.Module):
+class SpectrogramToAudio(_StftSettings):
     """complex spec (B, C, F, T), spec_lens (B,) -> audio (B, C, S'), lens (B,)."""
-
-    def __init__(
-        self,
-        fft_length: int = 512,
-        hop_length: int = 256,
-        magnitude_power: float = 1.0,
-        scale: float = 1.0,
-    ):
-        super().__init__()
-        _check(fft_length, magnitude_power, scale)
-        self.fft_length, self.hop_length = fft_length, hop_length
-        self.magnitude_power, self.scale = magnitude_power, scale
-        self.num_subbands = fft_length // 2 + 1  # F
-        self.register_buffer("window", get_window("hann", fft_length))
 
     def output_length(self, spec_lens: Tensor) -> Tensor:
         """Valid samples of a centred iSTFT of T frames: (T - 1) * hop."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_model import small_manifest
 
 from minispeech.core.config import ConfigError, load_recipe
 from minispeech.core.model import SpeechModel, restore_from
@@ -25,15 +26,6 @@ RECIPE = REPO / "configs/diarization/marblenet_vad_tiny.yaml"
 
 def recipe(tmp_path: Path, **trainer) -> dict:
     return load_recipe(RECIPE, REPO, tmp_path / "exp", **trainer)
-
-
-def small_manifest(source: Path, out: Path, n: int) -> str:
-    """The first n rows of a corpus manifest, with absolute audio paths."""
-    rows = [json.loads(line) for line in source.read_text().splitlines()[:n]]
-    for row in rows:
-        row["audio_filepath"] = str(source.parent / row["audio_filepath"])
-    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(out)
 
 
 @pytest.fixture
@@ -57,7 +49,7 @@ def test_forward_gives_one_logit_per_valid_frame(model):
 
 
 def session_batch(model, corpus_dir, tmp_path, n_sessions: int, seed: int = 0):
-    manifest = small_manifest(corpus_dir / "dev.jsonl", tmp_path / "dev.jsonl", 8)
+    manifest = small_manifest(corpus_dir / "dev.jsonl", tmp_path / "dev.jsonl", 1, 8)
     ds_cfg = {"manifest_filepath": manifest, "sessions": n_sessions, "seed": seed}
     dataset = model.build_dataset(ds_cfg)
     return model.collate([dataset[i] for i in range(len(dataset))])
@@ -145,14 +137,14 @@ def test_recipe_smoke_run_exports_a_model_that_restores(tmp_path, corpus_dir):
     model_cfg = cfg["model"]
     model_cfg["train_ds"].update(
         manifest_filepath=small_manifest(
-            corpus_dir / "train.jsonl", tmp_path / "train8.jsonl", 8
+            corpus_dir / "train.jsonl", tmp_path / "train8.jsonl", 1, 8
         ),
         batch_size=4,
         cache_audio=False,
     )
     model_cfg["validation_ds"].update(
         manifest_filepath=small_manifest(
-            corpus_dir / "dev.jsonl", tmp_path / "dev6.jsonl", 6
+            corpus_dir / "dev.jsonl", tmp_path / "dev6.jsonl", 1, 6
         ),
         sessions=4,
     )

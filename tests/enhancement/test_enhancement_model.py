@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_model import small_manifest
 
 from minispeech.core.config import ConfigError, load_recipe
 from minispeech.core.model import SpeechModel, restore_from
@@ -225,29 +226,17 @@ def test_every_recipe_builds_and_states_its_size_and_time(path, tmp_path):
     assert "Measured" in header or "Estimated" in header
 
 
-def small_manifest(source: Path, out: Path, n_speakers: int = 4, per: int = 2) -> str:
-    """`per` utterances of each of the first speakers, with absolute paths."""
-    by_speaker: dict = {}
-    for line in source.read_text().splitlines():
-        row = json.loads(line)
-        row["audio_filepath"] = str(source.parent / row["audio_filepath"])
-        by_speaker.setdefault(row["speaker"], []).append(row)
-    rows = [r for rs in list(by_speaker.values())[:n_speakers] for r in rs[:per]]
-    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(out)
-
-
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_recipe_smoke_run_exports_a_model_that_restores(path, tmp_path):
     cfg = recipe(path, tmp_path, max_steps=3, val_check_interval=3)
     data = REPO / "data/tinyspeech"
     model_cfg = cfg["model"]
     model_cfg["train_ds"]["manifest_filepath"] = small_manifest(
-        data / "train.jsonl", tmp_path / "train8.jsonl"
+        data / "train.jsonl", tmp_path / "train8.jsonl", n_speakers=4, per=2
     )
     model_cfg["train_ds"].update(cache_audio=False, batch_size=4, crop_seconds=0.5)
     model_cfg["validation_ds"]["manifest_filepath"] = small_manifest(
-        data / "dev.jsonl", tmp_path / "dev4.jsonl", n_speakers=2
+        data / "dev.jsonl", tmp_path / "dev4.jsonl", n_speakers=2, per=2
     )
     model_cfg["optim"]["sched"]["warmup_steps"] = 1
     torch.manual_seed(0)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_model import small_manifest
 
 from minispeech.core.config import load_recipe
 from minispeech.core.model import SpeechModel, restore_from
@@ -38,18 +39,6 @@ def test_every_recipe_builds_its_model_on_the_training_speakers(path, tmp_path):
     assert model.labels == speaker_labels(train_manifest) and len(model.labels) == 120
     assert model.cfg["labels"] == model.labels  # what the model file will store
     assert "Measured" in path.read_text()  # the header states its time and EER
-
-
-def small_manifest(source: Path, out: Path, n: int = 8) -> str:
-    """n // 2 utterances of each of the first two speakers, with absolute paths."""
-    by_speaker: dict = {}
-    for line in source.read_text().splitlines():
-        row = json.loads(line)
-        row["audio_filepath"] = str(source.parent / row["audio_filepath"])
-        by_speaker.setdefault(row["speaker"], []).append(row)
-    picked = [row for rows in list(by_speaker.values())[:2] for row in rows[: n // 2]]
-    out.write_text("".join(json.dumps(row) + "\n" for row in picked))
-    return str(out)
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
