@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from common import median_ms
 
-from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
+from minispeech.nn.ctc import ctc_loss, ctc_loss_reference
 
 # (B, T, V, U): 16 utterances of 250 encoder frames (10 s at 40 ms), 40 labels
 SHAPES = [(16, 250, 129, 40), (16, 250, 1025, 40)]

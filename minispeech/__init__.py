@@ -65,7 +65,7 @@ _EXPORTS = {
     "TransformerDecoder": "minispeech.nn",
     "import_nemo": "minispeech.nemo",
     # ASR
-    "ctc_loss": "minispeech.asr",
+    "ctc_loss": "minispeech.nn",
     "ctc_greedy_decode": "minispeech.asr",
     "rnnt_loss": "minispeech.asr",
     "tdt_loss": "minispeech.asr",

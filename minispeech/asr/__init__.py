@@ -9,7 +9,6 @@ from minispeech.asr.alignment import (
     word_spans,
 )
 from minispeech.asr.asr_model import ASRModel
-from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
 from minispeech.asr.ctc_decoding import (
     BeamHypothesis,
     ctc_greedy_decode,

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from minispeech.asr.ctc import extend_with_blanks, skip_mask
+from minispeech.nn.ctc import extend_with_blanks, skip_mask
 
 _LOG_ZERO = float("-inf")
 _SP_SPACE = "\u2581"

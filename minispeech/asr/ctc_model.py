@@ -1,7 +1,7 @@
 """CTCModel: encoder + linear head trained with CTC (Graves et al. 2006, ICML).
 
 audio (B, S) -> ASRModel.encode -> enc (B, D, T') -> linear -> log_probs (B, T', V), the
-blank at index V-1. Training minimizes `ctc_loss` (minispeech/asr/ctc.py); decoding is
+blank at index V-1. Training minimizes `ctc_loss` (minispeech/nn/ctc.py); decoding is
 greedy by default, or prefix beam search with an optional word n-gram LM
 (minispeech/asr/ctc_decoding.py). Long recordings are cut into overlapping chunks whose
 centres are stitched together, so memory stays bounded by the chunk length.
@@ -17,10 +17,10 @@ from torch import Tensor, nn
 from minispeech.asr.alignment import ctc_forced_align_single, word_spans
 from minispeech.asr.asr_model import ASRModel
 from minispeech.asr.config_sections import check_decoding
-from minispeech.asr.ctc import ctc_loss
 from minispeech.asr.ctc_decoding import ctc_greedy_decode, ctc_prefix_beam_search
 from minispeech.asr.ngram_lm import NGramLM
 from minispeech.core.config import ConfigError
+from minispeech.nn.ctc import ctc_loss
 
 DECODING_KEYS = ("strategy", "beam_size", "lm_path", "lm_alpha", "lm_beta")
 CHUNK_KEYS = ("length", "overlap")

@@ -144,7 +144,7 @@ def test_transcribe_with_beam_lm_and_timestamps(model_file, manifest, tmp_path, 
 def test_model_beam_search_finds_a_label_sequence_at_least_as_likely_as_greedy():
     """ln p(y|x) summed over alignments (the CTC loss) of the beam's answer
     >= greedy's."""
-    from minispeech.asr import ctc_loss
+    from minispeech.nn import ctc_loss
 
     model = CTCModel(CTC_CFG).eval()
     waves = [torch.randn(n) * 0.1 for n in (12000, 8000)]

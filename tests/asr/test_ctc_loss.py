@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minispeech.asr.ctc import ctc_loss, ctc_loss_reference
+from minispeech.nn.ctc import ctc_loss, ctc_loss_reference
 
 
 def _torch_ctc(log_probs, targets, input_lens, target_lens, **kwargs):
