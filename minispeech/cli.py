@@ -14,7 +14,9 @@
     minispeech diarize SPEAKER_MODEL AUDIO... --out DIR [--num-speakers N] [--vad V]
     minispeech der --ref REF.rttm... --hyp HYP.rttm... [--collar 0.25]
     minispeech corpus conversations MANIFEST --out DIR [--n 12] [--seed S]
+    minispeech corpus reordered MANIFEST --out DIR [--seed S]
     minispeech enhance MODEL|wiener|spectral-subtraction NOISY... --out DIR
+    minispeech synthesize MODEL --text "..." --out out.wav [--vocoder V] [--pace P]
 
 Verbs live in `VERBS` as "module:function" strings and are imported only when used, so
 `minispeech --help` answers at once without importing torch. A task adds its verb with
@@ -67,6 +69,7 @@ VERBS = {
     ),
     "der": ("minispeech.diarization.commands:der_verb", "diarization error rate"),
     "enhance": ("minispeech.enhancement.commands:enhance_verb", "denoise audio files"),
+    "synthesize": ("minispeech.tts.commands:synthesize_verb", "text to speech (WAV)"),
 }
 
 
@@ -217,10 +220,15 @@ def corpus_verb(argv: list[str]) -> int:
         from minispeech.diarization.commands import conversations_verb
 
         return conversations_verb(argv[1:])
+    if action == "reordered":
+        from minispeech.tts.commands import reordered_verb
+
+        return reordered_verb(argv[1:])
     if action not in ("build", "-h", "--help"):
         what = f"unknown action {action!r}" if action else "no action given"
         raise CommandError(
-            f"{what}; use build, noisy, trials or conversations (see minispeech --help)"
+            f"{what}; use build, noisy, trials, conversations or reordered "
+            "(see minispeech --help)"
         )
     if action == "build" and "--out" not in argv and not {"-h", "--help"} & set(argv):
         argv = [*argv, "--out", "data/tinyspeech"]

@@ -56,8 +56,9 @@ from minispeech.core.checkpoint import (
 )
 from minispeech.core.config import ConfigError, get_dotted, locate, set_dotted
 
-# dataset keys `evaluation_dataset` drops: filters, augmentation and batching
+# dataset keys `evaluation_dataset` drops: filters, row picks, augmentation, batching
 NOT_EVALUATED = (
+    "rows",
     "min_duration",
     "max_duration",
     "augmentor",

@@ -486,9 +486,29 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(world, argv, words, cap
 
 
 @pytest.mark.parametrize("verb", ["evaluate", "transcribe"])
-def test_an_unsupported_nemo_model_is_one_line(nemo_ref, world, verb, capsys):
-    other_model = nemo_ref / "fastpitch_tiny.nemo"  # a TTS model: not importable
+def test_an_unsupported_nemo_model_is_one_line(world, verb, capsys, tmp_path):
+    other_model = tmp_path / "tacotron.nemo"  # a NeMo class minispeech lacks
+    write_nemo_file(other_model, "nemo.collections.tts.models.Tacotron2Model")
     data = str(world / ("good.jsonl" if verb == "evaluate" else "a.wav"))
     assert main([verb, str(other_model), data]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"minispeech {verb}: {other_model}: NeMo model class")
+
+
+def write_nemo_file(path, target: str) -> None:
+    """A minimal NeMo-layout tar: a config naming `target` and empty weights."""
+    import io
+    import tarfile
+
+    import torch
+    import yaml
+
+    members = {"./model_config.yaml": yaml.safe_dump({"target": target}).encode()}
+    weights = io.BytesIO()
+    torch.save({}, weights)
+    members["./model_weights.ckpt"] = weights.getvalue()
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))

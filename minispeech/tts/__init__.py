@@ -1,0 +1,1 @@
+"""Text-to-speech: tokenizer, FastPitch with a learned aligner, pitch, vocoders."""
