@@ -14,7 +14,7 @@ import torch
 from minispeech.core.checkpoint import read_checkpoint
 from minispeech.core.model import restore_from
 from minispeech.errors import MinispeechError
-from minispeech.nemo import asr, enhancement, speaker
+from minispeech.nemo import asr, enhancement, fastpitch, hifigan, speaker
 
 
 class NemoImportError(MinispeechError, ValueError):
@@ -29,6 +29,8 @@ FAMILIES = {
     "EncDecRNNTBPEModel": asr.import_asr,
     "EncDecSpeakerLabelModel": speaker.import_speaker,
     "EncMaskDecAudioToAudioModel": enhancement.import_enhancement,
+    "FastPitchModel": fastpitch.import_fastpitch,
+    "HifiGanModel": hifigan.import_hifigan,
 }
 
 

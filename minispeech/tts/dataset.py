@@ -114,6 +114,7 @@ class TTSDataset(torch.utils.data.Dataset):
             "pitch": pitch,
             "prior": prior,
             "speaker": self.speakers[index],
+            "words": self.audio.rows[index].get("words"),
             "id": item["id"],
         }
 
@@ -192,7 +193,8 @@ def frame_sizes(pre: dict, sample_rate: int) -> tuple[int, int]:
 def collate_tts(items: Sequence[dict], pad_id: int) -> dict:
     """-> {"audio": (B, S), "audio_lens": (B,), "text": (B, U) padded with
     `pad_id`, "text_lens": (B,), "pitch": (B, T), "attn_prior": (B, T, U),
-    "speakers", "ids"}; T is the longest item's S // hop + 1, zero padding."""
+    "speakers", "words" (the rows' word timings or None), "ids"}; T is the
+    longest item's S // hop + 1, zero padding."""
     if not items:
         raise ValueError("cannot collate an empty batch")
     audio_lens = torch.tensor([it["audio"].numel() for it in items])  # (B,)
@@ -217,5 +219,6 @@ def collate_tts(items: Sequence[dict], pad_id: int) -> dict:
         "pitch": pitch,
         "attn_prior": prior,
         "speakers": [it["speaker"] for it in items],
+        "words": [it.get("words") for it in items],
         "ids": [it["id"] for it in items],
     }

@@ -237,7 +237,50 @@ class FastPitchModel(SpeechModel):
         )
         n = len(batch["text_lens"])
         sums = {k: float(v) * n for k, v in {"loss": loss, **parts}.items()}
-        return {**sums, "count": n}
+        return {**sums, "count": n, **self.synthesis_scores(batch)}
+
+    def synthesis_scores(self, batch: dict) -> dict:
+        """Speech from the text alone (predicted durations and pitch, Griffin-Lim
+        with 32 iterations) against the recording: per utterance MCD-DTW (dB) and,
+        when the manifest has `words` timings, the mean relative error of the
+        predicted word durations (NaN when the word counts differ)."""
+        from minispeech.metrics.mcd import mcd
+        from minispeech.tts.synthesis import (
+            griffin_lim_vocoder,
+            token_word_times,
+            word_duration_error,
+        )
+
+        out = self.generate(batch["text"], token_lens=batch["text_lens"])
+        frame_seconds = self.preprocessor.hop_length / self.sample_rate
+        scores = {"mcd": [], "word_duration_error": []}
+        for b, n_tokens in enumerate(batch["text_lens"].tolist()):
+            mel = out.spect[b, :, : int(out.dec_lens[b])]  # (M, T)
+            wave = griffin_lim_vocoder(self.preprocessor, mel).cpu()  # (S,)
+            ref = batch["audio"][b, : int(batch["audio_lens"][b])].cpu()  # (S,)
+            scores["mcd"].append(mcd(ref, wave, self.sample_rate))
+            words = (batch.get("words") or [None] * (b + 1))[b]
+            predicted = token_word_times(
+                batch["text"][b, :n_tokens].cpu(),
+                out.durations[b, :n_tokens].cpu(),
+                self.tokenizer,
+                1.0,
+                frame_seconds,
+            )
+            same = words is not None and len(words) == len(predicted)
+            error = word_duration_error(predicted, words) if same else float("nan")
+            scores["word_duration_error"].append(error)
+        return scores
+
+    def validation_metrics(self, stats: dict) -> dict:
+        """The losses' means, val_mcd and val_word_duration_error (means over the
+        utterances that have one)."""
+        metrics = super().validation_metrics(stats)
+        for name in ("mcd", "word_duration_error"):
+            values = [v for v in stats.get(name, []) if v == v]  # NaN dropped
+            if values:
+                metrics[f"val_{name}"] = sum(values) / len(values)
+        return metrics
 
     # ------------------------------------------------------------ data
     def build_dataset(self, ds_cfg: dict):

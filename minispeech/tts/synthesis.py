@@ -70,20 +70,19 @@ class Synthesizer:
     def vocode(self, mel: Tensor) -> Tensor:
         """mel (M, T) -> wave (S,) with the chosen vocoder."""
         if self.vocoder == GRIFFIN_LIM:
-            from minispeech.tts.griffin_lim import griffin_lim, mel_to_magnitude
-
-            pre = self.acoustic.preprocessor
-            magnitude = mel_to_magnitude(mel, pre.fb, mag_power=pre.mag_power)  # (F, T)
-            return griffin_lim(
-                magnitude,
-                self.gl_iters,
-                n_fft=pre.n_fft,
-                hop_length=pre.hop_length,
-                win_length=pre.win_length,
-            ).float()  # (S,)
+            return griffin_lim_vocoder(self.acoustic.preprocessor, mel, self.gl_iters)
         device = next(self.vocoder.parameters()).device
         audio = self.vocoder.convert_spectrogram_to_audio(mel[None].to(device))
         return audio[0].cpu()  # (S,)
+
+
+def griffin_lim_vocoder(preprocessor, mel: Tensor, n_iters: int = 32) -> Tensor:
+    """A log-mel (M, T) of `preprocessor` (a MelSpectrogram) -> wave (T * hop,):
+    the filterbank's pseudo-inverse gives a linear magnitude, fast Griffin-Lim
+    (momentum 0.99) a phase."""
+    from minispeech.tts.griffin_lim import griffin_lim_from_mel
+
+    return griffin_lim_from_mel(mel[None].float(), preprocessor, n_iters)[0]  # (S,)
 
 
 def token_word_times(
