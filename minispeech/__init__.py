@@ -91,6 +91,15 @@ _EXPORTS = {
     "spectral_subtraction": "minispeech.enhancement",
     "si_sdr": "minispeech.metrics",
     "stoi": "minispeech.metrics",
+    # TTS
+    "FastPitchModel": "minispeech.tts",
+    "HifiGanModel": "minispeech.tts",
+    "EnglishCharsTokenizer": "minispeech.tts",
+    "Synthesizer": "minispeech.tts",
+    "griffin_lim": "minispeech.tts",
+    "mas": "minispeech.tts",
+    "yin": "minispeech.tts",
+    "mcd": "minispeech.metrics",
 }
 
 __all__ = sorted(_EXPORTS)

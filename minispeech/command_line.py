@@ -134,3 +134,26 @@ def summary(manifest: str, dataset, seconds: float) -> str:
     audio_s = sum(durations)
     speed = audio_s / max(seconds, 1e-9)
     return f"{text}, {audio_s / 60:.1f} min of audio ({seconds:.1f} s, {speed:.0f}x)"
+
+
+PEAK = 0.99  # an output louder than full scale is scaled down to this peak
+
+
+def write_wave(path, wave, sample_rate: int) -> None:
+    """Save a 16-bit WAV (folders created); a peak above 1 would be clipped by the
+    file, so the wave is scaled down as a whole to peak PEAK instead, with a note."""
+    import math
+
+    from minispeech.audio.io import save_audio
+
+    path = Path(path)
+    peak = float(wave.abs().max()) if wave.numel() else 0.0
+    if peak > 1.0:
+        wave = wave * (PEAK / peak)
+        gain_db = 20 * math.log10(PEAK / peak)
+        print(
+            f"note: {path.name}: peak {peak:.2f} is above full scale; the file is "
+            f"scaled down to peak {PEAK} ({gain_db:+.1f} dB)"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_audio(path, wave, sample_rate)

@@ -25,10 +25,14 @@ import time
 from pathlib import Path
 
 from minispeech.audio.noise import NOISE_KINDS
-from minispeech.command_line import ArgumentParser, CommandError, load_model
+from minispeech.command_line import (
+    ArgumentParser,
+    CommandError,
+    load_model,
+    write_wave,
+)
 
 CLASSIC = ("wiener", "spectral-subtraction")  # methods that need no model file
-PEAK = 0.99  # an output louder than full scale is scaled down to this peak
 
 
 def noisy_verb(argv: list[str]) -> int:
@@ -92,7 +96,7 @@ def enhance_verb(argv: list[str]) -> int:
     outputs = [enhance_file(method, path) for path in inputs]
     elapsed = time.perf_counter() - start
     for path, (wave, sample_rate) in zip(inputs, outputs):
-        write_output(out_dir / f"{Path(path).stem}.wav", wave, sample_rate)
+        write_wave(out_dir / f"{Path(path).stem}.wav", wave, sample_rate)
     speed = seconds / max(elapsed, 1e-9)
     print(
         f"wrote {len(inputs)} files to {out_dir} ({seconds:.1f} s of audio in "
@@ -195,21 +199,3 @@ def enhance_file(method: tuple, path: str):
     if not torch.isfinite(y).all():
         raise CommandError(f"{path}: the enhanced signal has NaN or inf samples")
     return y, sample_rate
-
-
-def write_output(path: Path, wave, sample_rate: int) -> None:
-    """Save a 16-bit WAV; a peak above 1 is scaled down to PEAK, with a note."""
-    import math
-
-    from minispeech.audio.io import save_audio
-
-    peak = float(wave.abs().max())
-    if peak > 1.0:
-        wave = wave * (PEAK / peak)
-        gain_db = 20 * math.log10(PEAK / peak)
-        print(
-            f"note: {path.name}: peak {peak:.2f} is above full scale; the file is "
-            f"scaled down to peak {PEAK} ({gain_db:+.1f} dB)"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_audio(path, wave, sample_rate)

@@ -86,7 +86,7 @@ def fastpitch_config(cfg: dict) -> dict:
     for key, name in checks.items():
         if cfg.get(key) is not None and cfg[key] != sizes[name]:
             raise ValueError(f"{key}={cfg[key]} differs from {name}={sizes[name]}")
-    out = {"_target_": "minispeech.tts.fastpitch_model.FastPitchModel"}
+    out = {"_target_": "minispeech.tts.FastPitchModel"}
     out.update({k: cfg[k] for k in TOP_KEPT if cfg.get(k) is not None})
     out["tokenizer"] = tokenizer_section(cfg.get("text_tokenizer") or {})
     out["preprocessor"] = pre

@@ -109,7 +109,7 @@ def hifigan_config(cfg: dict, has_discriminators: bool) -> dict:
         if not isinstance(cfg.get(section), dict):
             raise ValueError(f"model config has no {section!r} section")
     out = {
-        "_target_": "minispeech.tts.hifigan_model.HifiGanModel",
+        "_target_": "minispeech.tts.HifiGanModel",
         "preprocessor": preprocessor_section(cfg["preprocessor"]),
         "generator": generator_section(cfg["generator"]),
         "l1_loss_factor": cfg.get("l1_loss_factor", 45),

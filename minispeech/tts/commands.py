@@ -12,7 +12,8 @@ as a manifest (`audio_filepath`, `text`, `duration`, and the predicted word timi
 as `words`), so `minispeech evaluate ASR_MODEL DIR/synthesized.jsonl` measures how
 intelligible the speech is. Every text is checked (characters the tokenizer lacks,
 with their position; empty text; too long for the model) before any audio is made,
-and files are written only once everything has been synthesized.
+and files are written only once everything has been synthesized; a wave whose peak
+passes full scale is scaled down to peak 0.99 (with a note), not clipped.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from minispeech.command_line import ArgumentParser, CommandError, load_model
+from minispeech.command_line import (
+    ArgumentParser,
+    CommandError,
+    load_model,
+    write_wave,
+)
 
 
 def synthesize_verb(argv: list[str]) -> int:
@@ -117,18 +123,17 @@ def check_text(acoustic, text: str, where: str) -> None:
 
 def write_results(args, results: list) -> float:
     """Write the WAVs (and the manifest); the total seconds of audio."""
-    from minispeech.audio.io import save_audio
     from minispeech.data.manifest import write_manifest
 
     if args.text is not None:
         _, _, synthesis = results[0]
-        save_audio(args.out, synthesis.wave, synthesis.sample_rate)
+        write_wave(args.out, synthesis.wave, synthesis.sample_rate)
         return synthesis.wave.numel() / synthesis.sample_rate
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, seconds = [], 0.0
     for name, text, synthesis in results:
-        save_audio(out_dir / f"{name}.wav", synthesis.wave, synthesis.sample_rate)
+        write_wave(out_dir / f"{name}.wav", synthesis.wave, synthesis.sample_rate)
         duration = synthesis.wave.numel() / synthesis.sample_rate
         seconds += duration
         words = [[w, round(s, 3), round(e, 3)] for w, s, e in synthesis.words]

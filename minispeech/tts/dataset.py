@@ -4,7 +4,8 @@ One manifest row per utterance (`audio_filepath`, `text`, `duration`, optional
 `speaker`). For each row the dataset holds
   - the tokens of `text` (the model's tokenizer; a character it lacks is reported as
     manifest:line before any work starts),
-  - the waveform (decoded once and kept in memory: the TTS voice is 17 minutes),
+  - the waveform (decoded once and, unless `cache_audio: false`, kept in memory:
+    the TTS voice is 17 minutes, 63 MB),
   - the frame-level pitch from YIN (minispeech/tts/pitch.py) with the model's hop and
     threshold 0.15 (the paper's 0.1 calls only 46% of the TTS voice's frames
     voiced, pyin about 80%), one value per mel frame (T = S // hop + 1, the frames
@@ -26,24 +27,19 @@ from collections.abc import Sequence
 import torch
 
 from minispeech.data import AudioTextDataset
+from minispeech.data.datasets import DATASET_KEYS
 from minispeech.tts.aligner import beta_binomial_prior
 from minispeech.tts.pitch import yin
 
-TTS_DATASET_KEYS = (
-    "manifest_filepath",
-    "batch_size",
-    "max_seconds",
-    "shuffle",
-    "drop_last",
-    "num_buckets",
-    "num_workers",
-    "min_duration",
-    "max_duration",
+# a train_ds / validation_ds / test_ds section: the generic keys but augmentation
+# (pitch is computed once, from the clean audio) and the TTS ones
+TTS_DATASET_KEYS = tuple(k for k in DATASET_KEYS if k != "augmentor")
+TTS_DATASET_KEYS += (
     "pitch_fmin",
     "pitch_fmax",
+    "pitch_threshold",
     "prior_scaling_factor",
     "rows",
-    "pitch_threshold",
 )
 
 
@@ -65,6 +61,7 @@ class TTSDataset(torch.utils.data.Dataset):
         prior_scaling_factor: float = 1.0,
         pitch_threshold: float = 0.15,
         rows: Sequence[int | None] | None = None,
+        cache_audio: bool = True,
     ):
         self.audio = AudioTextDataset(
             manifest,
@@ -90,6 +87,8 @@ class TTSDataset(torch.utils.data.Dataset):
             )
             for w in waves
         ]  # [(T,)] Hz, 0 = unvoiced
+        if not cache_audio:  # pitch is done: decode again on each read instead
+            self.audio.cache = None
         self.speakers = [str(row.get("speaker", "")) for row in self.audio.rows]
         self.pitch = normalize_pitch(raw, self.speakers)
         self.prior_scaling_factor = prior_scaling_factor
@@ -178,6 +177,7 @@ def build_tts_dataset(ds_cfg: dict, model_cfg: dict) -> TTSDataset:
         prior_scaling_factor=ds_cfg.get("prior_scaling_factor", 1.0),
         pitch_threshold=ds_cfg.get("pitch_threshold", 0.15),
         rows=ds_cfg.get("rows"),
+        cache_audio=ds_cfg.get("cache_audio", True),
     )
 
 

@@ -19,7 +19,9 @@ epochs); here w_bin = clamp((step - bin_loss_start_step) / bin_loss_warmup_steps
 0, 1), counted in training_step calls by the `n_train_steps` buffer, which is saved
 with the weights, so a resumed run continues the ramp (with gradient accumulation it
 counts micro-batches). Validation is NeMo's: the teacher-forced mel, duration and
-pitch losses (their sum is val_loss), plus the two aligner losses for monitoring.
+pitch losses (their sum is val_loss), plus the two aligner losses for monitoring;
+with `val_synthesis` (default true) also speech from the text alone against each
+recording: val_mcd (MCD-DTW, Griffin-Lim vocoder) and val_word_duration_error.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ MODEL_KEYS = (
     "aligner_loss_scale",
     "bin_loss_start_step",
     "bin_loss_warmup_steps",
+    "val_synthesis",
     "train_ds",
     "validation_ds",
     "test_ds",
@@ -237,13 +240,17 @@ class FastPitchModel(SpeechModel):
         )
         n = len(batch["text_lens"])
         sums = {k: float(v) * n for k, v in {"loss": loss, **parts}.items()}
-        return {**sums, "count": n, **self.synthesis_scores(batch)}
+        scores = (
+            self.synthesis_scores(batch) if self.cfg.get("val_synthesis", True) else {}
+        )
+        return {**sums, "count": n, **scores}
 
     def synthesis_scores(self, batch: dict) -> dict:
         """Speech from the text alone (predicted durations and pitch, Griffin-Lim
         with 32 iterations) against the recording: per utterance MCD-DTW (dB) and,
         when the manifest has `words` timings, the mean relative error of the
-        predicted word durations (NaN when the word counts differ)."""
+        predicted word durations (NaN when the word counts differ). Each utterance
+        is generated alone, so no item is padded to another's length."""
         from minispeech.metrics.mcd import mcd
         from minispeech.tts.synthesis import (
             griffin_lim_vocoder,
@@ -251,18 +258,18 @@ class FastPitchModel(SpeechModel):
             word_duration_error,
         )
 
-        out = self.generate(batch["text"], token_lens=batch["text_lens"])
         frame_seconds = self.preprocessor.hop_length / self.sample_rate
         scores = {"mcd": [], "word_duration_error": []}
         for b, n_tokens in enumerate(batch["text_lens"].tolist()):
-            mel = out.spect[b, :, : int(out.dec_lens[b])]  # (M, T)
+            out = self.generate(batch["text"][b : b + 1, :n_tokens])
+            mel = out.spect[0, :, : int(out.dec_lens[0])]  # (M, T)
             wave = griffin_lim_vocoder(self.preprocessor, mel).cpu()  # (S,)
             ref = batch["audio"][b, : int(batch["audio_lens"][b])].cpu()  # (S,)
             scores["mcd"].append(mcd(ref, wave, self.sample_rate))
             words = (batch.get("words") or [None] * (b + 1))[b]
             predicted = token_word_times(
                 batch["text"][b, :n_tokens].cpu(),
-                out.durations[b, :n_tokens].cpu(),
+                out.durations[0].cpu(),
                 self.tokenizer,
                 1.0,
                 frame_seconds,

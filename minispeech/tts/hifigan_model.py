@@ -290,6 +290,7 @@ class HifiGanModel(SpeechModel):
     # ------------------------------------------------------------ data
     def build_dataset(self, ds_cfg: dict) -> VocoderDataset:
         keys = ("manifest_filepath", "n_segments", "min_duration", "max_duration")
+        keys += ("rows",)
         args = {k: ds_cfg[k] for k in keys + ("cache_audio",) if k in ds_cfg}
         return VocoderDataset(sample_rate=self.sample_rate, **args)
 

@@ -19,11 +19,12 @@ import torch
 
 from minispeech.core.config import ConfigError
 from minispeech.data.datasets import DATASET_KEYS, AudioTextDataset
+from minispeech.tts.dataset import keep_rows
 
 # keys of a vocoder train_ds / validation_ds / test_ds section (the loop reads the
 # sampler's: batch_size, max_seconds, shuffle, drop_last, num_buckets, num_workers)
 VOCODER_DATASET_KEYS = tuple(k for k in DATASET_KEYS if k != "augmentor")
-VOCODER_DATASET_KEYS += ("n_segments",)
+VOCODER_DATASET_KEYS += ("n_segments", "rows")
 
 
 class VocoderDataset(torch.utils.data.Dataset):
@@ -37,6 +38,7 @@ class VocoderDataset(torch.utils.data.Dataset):
         min_duration: float | None = None,
         max_duration: float | None = None,
         cache_audio: bool = False,
+        rows: list | None = None,
     ):
         if n_segments is not None and (
             not isinstance(n_segments, int) or n_segments <= 0
@@ -52,6 +54,8 @@ class VocoderDataset(torch.utils.data.Dataset):
             max_duration=max_duration,
             cache_audio=cache_audio,
         )
+        if rows is not None:  # [start, stop] of the manifest (a held-out tail)
+            keep_rows(self.corpus, rows)
 
     @property
     def durations(self) -> list[float]:

@@ -23,6 +23,7 @@ from tiny_model import TinyModel, tiny_config
 from minispeech.asr import CTCModel, TransducerModel
 from minispeech.cli import VERBS, main
 from minispeech.speaker import SpeakerModel
+from minispeech.tts.fastpitch_model import FastPitchModel
 
 SHOW = os.environ.get("SHOW_ERRORS")  # print each message (to read them all)
 LABELS = [" "] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["'"]
@@ -60,6 +61,21 @@ SPEAKER = {
     "decoder": {"emb_sizes": 8, "attention_channels": 8, "pool_mode": "attention"},
 }
 
+FFT = {"n_layer": 1, "n_head": 1, "d_model": 16, "d_head": 8, "d_inner": 16}
+PREDICTOR = {"filter_size": 8, "n_layers": 1}
+FASTPITCH = {
+    "_target_": "minispeech.tts.FastPitchModel",
+    "sample_rate": 16000,
+    "max_token_length": 40,
+    "preprocessor": {"features": 16, "n_fft": 256, "dither": 0.0, "normalize": None},
+    "input_fft": FFT,
+    "output_fft": FFT,
+    "alignment_module": {"n_att_channels": 8},
+    "duration_predictor": PREDICTOR,
+    "pitch_predictor": PREDICTOR,
+    "optim": {"name": "adam", "lr": 1e-3},
+}
+
 
 def jsonl(path: Path, rows: list) -> Path:
     text = "".join(
@@ -77,6 +93,7 @@ def world(tmp_path_factory) -> Path:
     TransducerModel(RNNT).save_to(root / "rnnt.nemo")
     TinyModel(tiny_config(root)["model"]).save_to(root / "tiny.nemo")
     SpeakerModel(SPEAKER).save_to(root / "spk.nemo")
+    FastPitchModel(FASTPITCH).save_to(root / "fastpitch.nemo")
     (root / "corrupt.nemo").write_bytes(b"not a tar archive " * 64)
     data = (root / "ctc.nemo").read_bytes()
     (root / "truncated.nemo").write_bytes(data[: len(data) // 2])
@@ -95,6 +112,8 @@ def world(tmp_path_factory) -> Path:
     jsonl(root / "past_end.jsonl", [{**good, "offset": 5.0, "duration": 1.0}])
     jsonl(root / "untokenizable.jsonl", [{**good, "text": "GO LEFT!"}])
     jsonl(root / "enroll.jsonl", [{**good, "speaker": "ann"}])
+    digits = {**good, "audio_filepath": "short.wav", "text": "call 911"}
+    jsonl(root / "digits.jsonl", [good, digits])
     jsonl(
         root / "short_enroll.jsonl",
         [
@@ -459,6 +478,55 @@ CASES = {
     "enhance-unknown-method": (
         ["enhance", "{w}/wienr", "{w}/a.wav", "--out", "{w}/enh"],
         ["wienr"],
+    ),
+    # synthesize
+    "synthesize-unknown-character": (
+        [
+            "synthesize",
+            "{w}/fastpitch.nemo",
+            "--text",
+            "call 911",
+            "--out",
+            "{w}/x.wav",
+        ],
+        ["--text", "'9'", "position 5"],
+    ),
+    "synthesize-unknown-character-in-manifest": (
+        ["synthesize", "{w}/fastpitch.nemo", "--manifest", "{w}/digits.jsonl"]
+        + ["--out", "{w}/tts"],
+        ["digits.jsonl:2", "'9'"],
+    ),
+    "synthesize-empty-text": (
+        ["synthesize", "{w}/fastpitch.nemo", "--text", "  ", "--out", "{w}/x.wav"],
+        ["--text", "empty"],
+    ),
+    "synthesize-text-too-long": (
+        ["synthesize", "{w}/fastpitch.nemo", "--text", "go " * 30]
+        + ["--out", "{w}/x.wav"],
+        ["--text", "too long", "max_token_length=40"],
+    ),
+    "synthesize-pace-zero": (
+        ["synthesize", "{w}/fastpitch.nemo", "--text", "go", "--pace", "0"]
+        + ["--out", "{w}/x.wav"],
+        ["--pace", "> 0"],
+    ),
+    "synthesize-an-asr-model": (
+        ["synthesize", "{w}/ctc.nemo", "--text", "go", "--out", "{w}/x.wav"],
+        ["ctc.nemo", "not a FastPitch model"],
+    ),
+    "synthesize-an-asr-model-as-vocoder": (
+        ["synthesize", "{w}/fastpitch.nemo", "--text", "go", "--out", "{w}/x.wav"]
+        + ["--vocoder", "{w}/ctc.nemo"],
+        ["--vocoder", "ctc.nemo", "not a vocoder"],
+    ),
+    "synthesize-text-and-manifest": (
+        ["synthesize", "{w}/fastpitch.nemo", "--text", "go", "--manifest"]
+        + ["{w}/good.jsonl", "--out", "{w}/x.wav"],
+        ["exactly one of --text and --manifest"],
+    ),
+    "synthesize-out-not-wav": (
+        ["synthesize", "{w}/fastpitch.nemo", "--text", "go", "--out", "{w}/x.mp3"],
+        ["--out", "x.mp3", ".wav"],
     ),
     # the verb itself
     "unknown-verb": (["trian", "x.yaml"], ["unknown verb 'trian'", "'train'"]),

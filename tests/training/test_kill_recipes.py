@@ -26,6 +26,7 @@ FAMILIES = {
     "ctc": "configs/asr/conformer_ctc_tiny.yaml",
     "rnnt": "configs/asr/fastconformer_transducer_tiny.yaml",
     "tdt": "configs/asr/fastconformer_tdt_tiny.yaml",
+    "fastpitch": "configs/tts/fastpitch_tiny.yaml",
 }
 STEPS = 8
 
@@ -61,7 +62,7 @@ def short_recipe(name: str, exp_dir) -> dict:
     cfg["exp_manager"].update(
         every_n_train_steps=1, save_top_k=0, resume_if_exists=True
     )
-    if "tokenizer" in cfg["model"]:
+    if "dir" in cfg["model"].get("tokenizer", {}):
         cfg["model"]["tokenizer"]["dir"] = str(Path(exp_dir) / "tokenizer")
     return cfg
 

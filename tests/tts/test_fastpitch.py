@@ -35,7 +35,7 @@ PREDICTOR = {"filter_size": 16, "kernel_size": 3, "n_layers": 2}
 
 def tiny_config(**changes) -> dict:
     cfg = {
-        "_target_": "minispeech.tts.fastpitch_model.FastPitchModel",
+        "_target_": "minispeech.tts.FastPitchModel",
         "sample_rate": 16000,
         "tokenizer": {"pad_with_space": True},
         "preprocessor": PRE,

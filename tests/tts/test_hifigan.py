@@ -34,7 +34,7 @@ RECIPES = sorted((REPO / "configs/tts").glob("hifigan_*.yaml"))
 def tiny_config(**sections) -> dict:
     """A HifiGanModel small enough for unit tests: hop 64 = 8 x 8, 20 mels."""
     cfg = {
-        "_target_": "minispeech.tts.hifigan_model.HifiGanModel",
+        "_target_": "minispeech.tts.HifiGanModel",
         "preprocessor": {
             "sample_rate": 16000,
             "window_size": None,
@@ -343,9 +343,13 @@ def test_gpu_recipe_runs_two_steps_on_cpu(tmp_path):
         n_segments=1024,
         batch_size=1,
         cache_audio=False,
+        rows=None,
     )
-    model_cfg["validation_ds"]["manifest_filepath"] = small_manifest(
-        CORPUS / "tts_test.jsonl", tmp_path / "v.jsonl", 1, 1
+    model_cfg["validation_ds"].update(
+        manifest_filepath=small_manifest(
+            CORPUS / "tts_train.jsonl", tmp_path / "v.jsonl", 1, 1
+        ),
+        rows=None,
     )
     model_cfg.pop("val_griffin_lim", None)
     assert isinstance(restore_from(train(cfg)), HifiGanModel)
