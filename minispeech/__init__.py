@@ -79,6 +79,9 @@ _EXPORTS = {
     "NGramLM": "minispeech.asr",
     "CTCModel": "minispeech.asr",
     "TransducerModel": "minispeech.asr",
+    "AEDModel": "minispeech.asr",
+    "aed_greedy_decode": "minispeech.asr",
+    "aed_beam_search": "minispeech.asr",
     # speaker
     "SpeakerModel": "minispeech.speaker",
     # diarization

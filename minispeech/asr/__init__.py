@@ -1,5 +1,12 @@
 """ASR heads, losses and decoders: CTC, RNN-T/TDT, attention encoder-decoder."""
 
+from minispeech.asr.aed_decoding import (
+    aed_beam_search,
+    aed_beam_search_reference,
+    aed_greedy_decode,
+)
+from minispeech.asr.aed_model import AEDModel
+from minispeech.asr.aed_tokenizer import AggregateTokenizer, build_aggregate_tokenizer
 from minispeech.asr.alignment import (
     Alignment,
     TokenSpan,

@@ -29,6 +29,7 @@ from minispeech.command_line import (
     check_output,
     load_model,
     positive_int,
+    with_overrides,
 )
 
 
@@ -110,15 +111,35 @@ def transcribe_verb(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     add_decoding_args(parser)
+    parser.add_argument(
+        "--pnc", action="store_true", help="AED: the <|pnc|> prompt (written form)"
+    )
+    parser.add_argument(
+        "--prompt", help="AED: the prompt's tokens spelled out, <|...|><|...|>..."
+    )
     args = parser.parse_args(argv)
     if not args.audio and not args.manifest:
         parser.error("give audio files or --manifest")
     names, waves = audio_inputs(args.audio, args.manifest)
-    model = load_asr_model(args.model, args.device, decoding_overrides(args))
+    model = load_asr_model(args.model, args.device)
+    if hasattr(model, "decode_step"):  # an attention encoder-decoder: prompt flags
+        aed_transcribe = aed_transcriber(model, args)
+    else:
+        if args.pnc or args.prompt:
+            parser.error(
+                f"--pnc/--prompt need an AED model, not a {type(model).__name__}"
+            )
+        overrides = decoding_overrides(args)
+        if overrides:
+            model = with_overrides(
+                model, overrides, f"{args.model} {' '.join(overrides)}"
+            )
     if args.timestamps and not hasattr(model, "transcribe_with_timestamps"):
         parser.error(f"--timestamps needs a CTC model, not a {type(model).__name__}")
     timestamps = args.timestamps
     decode = model.transcribe_with_timestamps if timestamps else model.transcribe
+    if hasattr(model, "decode_step"):
+        decode = aed_transcribe
     for start in range(0, len(names), args.batch_size):
         loads = waves[start : start + args.batch_size]
         batch = [load(model.sample_rate) for load in loads]  # [(S,), ...]
@@ -126,6 +147,33 @@ def transcribe_verb(argv: list[str]) -> int:
             line = {"audio_filepath": name, **result} if timestamps else None
             print(json.dumps(line) if timestamps else f"{name}\t{result}")
     return 0
+
+
+def aed_transcriber(model, args):
+    """model.transcribe with the prompt of --pnc or --prompt and the --beam size;
+    --lm is refused (no LM fusion for AED decoding)."""
+    if args.lm:
+        raise CommandError("--lm: LM fusion is for CTC beam search, not an AED model")
+    prompt = prompt_ids(model.tokenizer, args.prompt) if args.prompt else None
+
+    def transcribe(waves, batch_size):
+        return model.transcribe(waves, args.pnc, args.beam, prompt, batch_size)
+
+    return transcribe
+
+
+def prompt_ids(tokenizer, text: str) -> list[int]:
+    """'<|startoftranscript|><|en|>...' -> the tokens' ids; anything else, or a token
+    the model's tokenizer lacks, is a CommandError naming it."""
+    import re
+
+    tokens = re.findall(r"<\|[^|]*\|>", text)
+    if "".join(tokens) != text.replace(" ", ""):
+        raise CommandError(f"--prompt {text!r}: give special tokens only, <|...|>")
+    try:
+        return [tokenizer.token_to_id(token) for token in tokens]
+    except ValueError as error:
+        raise CommandError(f"--prompt: {error}") from None
 
 
 def audio_inputs(paths: list[str], manifest: str | None) -> tuple[list, list]:

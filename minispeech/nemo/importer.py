@@ -14,7 +14,7 @@ import torch
 from minispeech.core.checkpoint import read_checkpoint
 from minispeech.core.model import restore_from
 from minispeech.errors import MinispeechError
-from minispeech.nemo import asr, enhancement, fastpitch, hifigan, speaker
+from minispeech.nemo import aed, asr, enhancement, fastpitch, hifigan, speaker
 
 
 class NemoImportError(MinispeechError, ValueError):
@@ -27,6 +27,7 @@ FAMILIES = {
     "EncDecCTCModelBPE": asr.import_asr,
     "EncDecRNNTModel": asr.import_asr,
     "EncDecRNNTBPEModel": asr.import_asr,
+    "EncDecMultiTaskModel": aed.import_aed,
     "EncDecSpeakerLabelModel": speaker.import_speaker,
     "EncMaskDecAudioToAudioModel": enhancement.import_enhancement,
     "FastPitchModel": fastpitch.import_fastpitch,

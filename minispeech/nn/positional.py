@@ -11,7 +11,9 @@ this relative scheme.
 
 Both modules also do the encoder "x-scaling": multiply the input by sqrt(D) before
 adding or returning positions (Vaswani Sec. 3.4 scales embeddings by sqrt(D)); then
-dropout.
+dropout. The absolute table can instead be scaled down (`pos_scale`): NeMo's
+Transformer decoder adds PE / sqrt(D) to unscaled embeddings (the same ratio of
+embedding to position, at 1/sqrt(D) the size).
 
 Differences from the papers: none in the formulas. As in NeMo, the table is precomputed
 for `max_len` positions and grown on demand, and the relative encoding does NOT add
@@ -37,7 +39,7 @@ def sinusoid_table(positions: torch.Tensor, d_model: int) -> torch.Tensor:
 
 
 class PositionalEncoding(nn.Module):
-    """Absolute sinusoidal positions: x -> dropout(x * xscale + PE[:T])."""
+    """Absolute sinusoidal positions: x -> dropout(x * xscale + PE[:T] * pos_scale)."""
 
     def __init__(
         self,
@@ -46,17 +48,21 @@ class PositionalEncoding(nn.Module):
         xscale: float | None = None,
         dropout: float = 0.0,
         dropout_emb: float = 0.0,
+        pos_scale: float | None = None,
     ):
         super().__init__()
         self.d_model = d_model
         self.xscale = xscale
+        self.pos_scale = pos_scale  # None: the plain table (1.0)
         self.dropout = nn.Dropout(dropout)
         self.dropout_emb = nn.Dropout(dropout_emb)
         self.register_buffer("pe", self._table(max_len), persistent=False)
 
     def extra_repr(self) -> str:
+        scale = "" if self.pos_scale is None else f", pos_scale={self.pos_scale}"
         return (
-            f"d_model={self.d_model}, xscale={self.xscale}, pe={tuple(self.pe.shape)}"
+            f"d_model={self.d_model}, xscale={self.xscale}{scale}, "
+            f"pe={tuple(self.pe.shape)}"
         )
 
     def _table(self, length: int) -> torch.Tensor:
@@ -73,8 +79,10 @@ class PositionalEncoding(nn.Module):
         assert x.dim() == 3 and x.size(-1) == self.d_model, x.shape
         if self.xscale is not None:
             x = x * self.xscale
-        pos = self.dropout_emb(self.positions(x.size(1), offset).to(x.dtype))  # (T, D)
-        return self.dropout(x + pos)
+        pos = self.positions(x.size(1), offset).to(x.dtype)  # (T, D)
+        if self.pos_scale is not None:
+            pos = pos * self.pos_scale
+        return self.dropout(x + self.dropout_emb(pos))
 
 
 class RelPositionalEncoding(PositionalEncoding):
@@ -104,5 +112,7 @@ class RelPositionalEncoding(PositionalEncoding):
         if self.xscale is not None:
             x = x * self.xscale
         pos_emb = self.relative_positions(x.size(1)).to(x.dtype)  # (2T-1, D)
+        if self.pos_scale is not None:
+            pos_emb = pos_emb * self.pos_scale
         pos_emb = pos_emb.unsqueeze(0)  # (1, 2T-1, D)
         return self.dropout(x), self.dropout_emb(pos_emb)

@@ -13,6 +13,13 @@ the same convolution subsampling as the Conformer (Dong et al. 2018, Speech-Tran
 and returns (B, D, T'). Step-by-step decoding passes a `DecoderCache` in and gets the
 grown one back: nothing is hidden in hooks or module state, and a cached step equals
 recomputing the whole prefix.
+
+Decoder options for NeMo's Transformer (the Canary AED decoder): `xscaling=False` adds
+PE / sqrt(D) to unscaled embeddings instead of E sqrt(D) + PE; `embedding_norm` puts a
+LayerNorm after that sum; `tie_embedding` makes the output layer share the embedding
+matrix (Press & Wolf 2017, "Using the Output Embedding to Improve Language Models",
+arXiv:1608.05859); `token_lens` masks right-padded tokens as keys, so a padded
+position attends to the valid tokens only, as NeMo's decoder mask does.
 """
 
 import math
@@ -185,10 +192,22 @@ class TransformerDecoder(nn.Module):
         dropout: float = 0.1,
         dropout_att: float = 0.0,
         use_pytorch_sdpa: bool = False,
+        xscaling: bool = True,
+        embedding_norm: bool = False,
+        tie_embedding: bool = False,
     ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, d_model)
-        self.pos_enc = PositionalEncoding(d_model, max_len, math.sqrt(d_model), dropout)
+        # Vaswani Sec. 3.4: E sqrt(D) + PE; NeMo: E + PE / sqrt(D) (same ratio)
+        scale = math.sqrt(d_model)
+        self.pos_enc = PositionalEncoding(
+            d_model,
+            max_len,
+            xscale=scale if xscaling else None,
+            pos_scale=None if xscaling else 1.0 / scale,
+        )
+        self.embedding_norm = nn.LayerNorm(d_model) if embedding_norm else None
+        self.dropout_emb = nn.Dropout(dropout)
         impl = "sdpa" if use_pytorch_sdpa else "reference"
         d_ff = d_model * ff_expansion_factor
         self.layers = nn.ModuleList(
@@ -197,6 +216,10 @@ class TransformerDecoder(nn.Module):
         )
         self.norm_out = nn.LayerNorm(d_model)
         self.output = nn.Linear(d_model, vocab_size)
+        if tie_embedding:
+            # one matrix for both; N(0, 1/D) keeps the initial logits near unit size
+            nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
+            self.output.weight = self.embedding.weight
 
     def encode_memory(
         self, enc: torch.Tensor
@@ -205,27 +228,33 @@ class TransformerDecoder(nn.Module):
         memory = enc.transpose(1, 2)  # (B, T', D)
         return [layer.cross_attn.project_kv(memory, memory) for layer in self.layers]
 
+    def embed(self, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """tokens (B, U) at positions offset.. -> decoder input (B, U, D)."""
+        x = self.pos_enc(self.embedding(tokens), offset=offset)  # (B, U, D)
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
+        return self.dropout_emb(x)
+
     def forward(
         self,
         tokens: torch.Tensor,
         enc: torch.Tensor,
         enc_lens: torch.Tensor,
         cache: DecoderCache | None = None,
+        token_lens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, DecoderCache]:
         """Decode `tokens` (B, U) that follow the `cache.length` tokens already decoded.
 
-        Right-padding of `tokens` needs no mask: causal attention never looks ahead.
+        Right-padding of `tokens` changes no valid position (causal attention never
+        looks ahead); `token_lens` (B,), the valid new tokens per item, also hides the
+        padding from the padded positions themselves (NeMo's decoder mask).
         """
         assert tokens.dim() == 2 and enc.dim() == 3, (tokens.shape, enc.shape)
         past = 0 if cache is None else cache.length
         cross_kv = self.encode_memory(enc) if cache is None else cache.cross_kv
         u = tokens.size(1)
-        x = self.pos_enc(self.embedding(tokens), offset=past)  # (B, U, D)
-        # query i (absolute position past + i) may see keys 0 .. past + i
-        q_pos = torch.arange(past, past + u, device=tokens.device).unsqueeze(1)
-        k_pos = torch.arange(past + u, device=tokens.device)  # (U_past + U,)
-        self_mask = k_pos <= q_pos  # (U, U_past + U)
-        self_mask = self_mask.expand(tokens.size(0), -1, -1)  # (B, U, U_past + U)
+        x = self.embed(tokens, offset=past)  # (B, U, D)
+        self_mask = self.self_mask(tokens, past, token_lens)  # (B, U, U_past + U)
         cross_mask = padding_mask(enc_lens, enc.size(2)).unsqueeze(1).expand(-1, u, -1)
         new_self_kv = []
         for i, layer in enumerate(self.layers):
@@ -234,3 +263,16 @@ class TransformerDecoder(nn.Module):
             new_self_kv.append(kv)
         logits = self.output(self.norm_out(x))  # (B, U, V)
         return logits, DecoderCache(new_self_kv, cross_kv)
+
+    @staticmethod
+    def self_mask(tokens, past: int, token_lens=None) -> torch.Tensor:
+        """(B, U, U_past + U) bool: query i (absolute position past + i) may see keys
+        0 .. past + i, and only valid ones when `token_lens` is given."""
+        u, device = tokens.size(1), tokens.device
+        q_pos = torch.arange(past, past + u, device=device).unsqueeze(1)  # (U, 1)
+        k_pos = torch.arange(past + u, device=device)  # (U_past + U,)
+        mask = (k_pos <= q_pos).expand(tokens.size(0), -1, -1)  # (B, U, U_past + U)
+        if token_lens is not None:
+            valid = k_pos < (past + token_lens).unsqueeze(1)  # (B, U_past + U)
+            mask = mask & valid.unsqueeze(1)
+        return mask

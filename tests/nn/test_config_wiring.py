@@ -79,6 +79,9 @@ DECODER_CHANGES = {
     "dropout": 0.3,
     "dropout_att": 0.3,
     "use_pytorch_sdpa": True,
+    "xscaling": False,
+    "embedding_norm": True,
+    "tie_embedding": True,
 }
 CASES = {
     "ConformerEncoder": (ConformerEncoder, CONFORMER_BASE, CONFORMER_CHANGES),

@@ -11,6 +11,7 @@ speaker model (a 2-block TitaNet).
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import yaml
 from tiny_model import TinyModel, tiny_config
 
 from minispeech.asr import CTCModel, TransducerModel
+from minispeech.asr.aed_model import AEDModel
+from minispeech.asr.aed_tokenizer import build_aggregate_tokenizer
 from minispeech.cli import VERBS, main
 from minispeech.speaker import SpeakerModel
 from minispeech.tts.fastpitch_model import FastPitchModel
@@ -61,6 +64,12 @@ SPEAKER = {
     "decoder": {"emb_sizes": 8, "attention_channels": 8, "pool_mode": "attention"},
 }
 
+AED = {
+    "_target_": "minispeech.asr.AEDModel",
+    "preprocessor": {"features": 16, "dither": 0.0},
+    "encoder": CTC["encoder"],
+    "decoder": {"d_model": 16, "n_layers": 1, "n_heads": 2, "max_len": 32},
+}
 FFT = {"n_layer": 1, "n_head": 1, "d_model": 16, "d_head": 8, "d_inner": 16}
 PREDICTOR = {"filter_size": 8, "n_layers": 1}
 FASTPITCH = {
@@ -94,6 +103,11 @@ def world(tmp_path_factory) -> Path:
     TinyModel(tiny_config(root)["model"]).save_to(root / "tiny.nemo")
     SpeakerModel(SPEAKER).save_to(root / "spk.nemo")
     FastPitchModel(FASTPITCH).save_to(root / "fastpitch.nemo")
+    build_aggregate_tokenizer(["go left", "go right now"] * 10, root / "agg", 24)
+    AEDModel({**AED, "tokenizer": {"dir": str(root / "agg")}}).save_to(
+        root / "aed.nemo"
+    )
+    shutil.rmtree(root / "agg")  # the model file holds its tokenizer
     (root / "corrupt.nemo").write_bytes(b"not a tar archive " * 64)
     data = (root / "ctc.nemo").read_bytes()
     (root / "truncated.nemo").write_bytes(data[: len(data) // 2])
@@ -478,6 +492,28 @@ CASES = {
     "enhance-unknown-method": (
         ["enhance", "{w}/wienr", "{w}/a.wav", "--out", "{w}/enh"],
         ["wienr"],
+    ),
+    # transcribe with an attention encoder-decoder
+    "transcribe-unknown-prompt-token": (
+        ["transcribe", "{w}/aed.nemo", "{w}/a.wav", "--prompt"]
+        + ["<|startoftranscript|><|xx|><|transcribe|><|en|><|nopnc|>"],
+        ["--prompt", "<|xx|>"],
+    ),
+    "transcribe-prompt-not-tokens": (
+        ["transcribe", "{w}/aed.nemo", "{w}/a.wav", "--prompt", "hello <|en|>"],
+        ["--prompt", "special tokens only"],
+    ),
+    "transcribe-prompt-on-a-ctc-model": (
+        ["transcribe", "{w}/ctc.nemo", "{w}/a.wav", "--pnc"],
+        ["--pnc/--prompt need an AED model", "CTCModel"],
+    ),
+    "transcribe-aed-beam-zero": (
+        ["transcribe", "{w}/aed.nemo", "{w}/a.wav", "--beam", "0"],
+        ["--beam", "must be >= 1"],
+    ),
+    "transcribe-aed-with-an-lm": (
+        ["transcribe", "{w}/aed.nemo", "{w}/a.wav", "--lm", "{w}/lm.arpa"],
+        ["--lm", "not an AED model"],
     ),
     # synthesize
     "synthesize-unknown-character": (

@@ -1,0 +1,329 @@
+"""AEDModel: attention encoder-decoder ASR told what to do by a Canary-style prompt.
+
+An encoder (FastConformer; Rekesh et al. 2023, arXiv:2305.05084) and an autoregressive
+Transformer decoder (Vaswani et al. 2017, "Attention Is All You Need", arXiv:1706.03762,
+Sec. 3.1) that models P(y | x) = prod_u P(y_u | y_<u, x) after a prompt
+<|startoftranscript|> <|src|> <|task|> <|tgt|> <|(no)pnc|> (aed_tokenizer.py), as NeMo's
+Canary (EncDecMultiTaskModel; Puvvada et al. 2024, arXiv:2406.19674):
+    audio (B, S) -> encoder -> (B, D, T') -> projection -> memory (B, T', D_dec)
+    prompt + text + EOS -> decoder (cross-attending to memory) -> log-probs (B, U, V)
+The vocabulary is padded to a multiple of 8 (V), as NeMo pads it.
+
+Loss: label-smoothed cross-entropy (Szegedy et al. 2016, "Rethinking the Inception
+Architecture", arXiv:1512.00567, Sec. 7; Vaswani Sec. 5.4), per scored token
+    L = -(1 - eps) ln p(y) - (eps / V) sum_v ln p(v),
+averaged over the text tokens and EOS (the prompt is given, not predicted). Optional
+auxiliary CTC on the encoder (Kim, Hori & Watanabe 2017, "Joint CTC-Attention Based
+End-to-End Speech Recognition Using Multi-Task Learning", arXiv:1609.06773):
+L = (1 - w) L_att + w L_ctc, with w = `loss.ctc_weight` (default 0: no CTC head).
+
+Differences from NeMo: NeMo also scores the prompt tokens unless
+`use_loss_mask_for_prompt`; the CTC head is minispeech's. Decoding (greedy, beam) is in
+aed_decoding.py; `decode_step` is the one call it makes into the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from minispeech.asr.aed_tokenizer import AggregateTokenizer, build_aggregate_tokenizer
+from minispeech.asr.asr_model import ASRModel, pad_waves
+from minispeech.core.config import ConfigError
+from minispeech.data import collate_audio_text
+from minispeech.nn.ctc import ctc_loss
+from minispeech.nn.transformer import DecoderCache, TransformerDecoder
+
+PAD_MULTIPLE = 8  # NeMo pads the embedding and the head to a multiple of 8 tokens
+TOKENIZER_KEYS = ("dir", "langs", "vocab_size", "train_manifest")
+PROMPT_DEFAULTS = {
+    "source_lang": "en",
+    "task": "transcribe",
+    "target_lang": "en",
+    "pnc": False,
+}
+LOSS_DEFAULTS = {"label_smoothing": 0.0, "ctc_weight": 0.0}
+# max_generation_delta < 0: no cap from the encoder length (NeMo's default, -1)
+# strategy "greedy" decodes with beam 1 whatever beam_size says (the CTC/RNN-T key)
+DECODING_DEFAULTS = {
+    "strategy": "beam",
+    "beam_size": 1,
+    "length_penalty": 0.0,
+    "max_generation_delta": -1,
+}
+
+
+def label_smoothed_nll(
+    log_probs: Tensor, targets: Tensor, mask: Tensor, eps: float = 0.0
+) -> Tensor:
+    """Mean over the masked-in positions of -(1-eps) ln p(y) - eps/V sum_v ln p(v).
+
+    log_probs (B, L, V), targets (B, L) ids, mask (B, L) bool -> scalar."""
+    nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, L)
+    smooth = -log_probs.mean(dim=-1)  # (B, L): (1/V) sum_v -ln p(v)
+    loss = (1.0 - eps) * nll + eps * smooth  # (B, L)
+    return loss.masked_fill(~mask, 0.0).sum() / mask.sum().clamp_min(1)
+
+
+class AEDModel(ASRModel):
+    """Encoder + projection + Transformer decoder (+ optional auxiliary CTC head)."""
+
+    extra_keys = frozenset({"prompt", "decoder", "loss", "decoding"})
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self.prompt_cfg = {**PROMPT_DEFAULTS, **self.section("prompt")}
+        try:  # the training prompt; its tokens must exist
+            self.train_prompt = self.tokenizer.prompt_ids(**self.prompt_cfg)
+        except ValueError as error:
+            raise ConfigError(f"model.prompt: {error}") from None
+        loss = {**LOSS_DEFAULTS, **self.section("loss")}
+        self.label_smoothing = float(loss["label_smoothing"])
+        self.ctc_weight = float(loss["ctc_weight"])
+        if not (0 <= self.label_smoothing < 1 and 0 <= self.ctc_weight < 1):
+            raise ConfigError("model.loss: label_smoothing and ctc_weight in [0, 1)")
+        self.decoding_cfg = {**DECODING_DEFAULTS, **self.section("decoding")}
+        beam = self.decoding_cfg["beam_size"]
+        if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+            raise ConfigError(
+                f"model.decoding.beam_size: a positive integer, not {beam!r}"
+            )
+        if self.decoding_cfg["strategy"] not in ("greedy", "beam"):
+            raise ConfigError(
+                "model.decoding.strategy: 'greedy' or 'beam', not "
+                f"{self.decoding_cfg['strategy']!r}"
+            )
+        dec_cfg = self.section("decoder")
+        self.decoder = TransformerDecoder(self.num_classes, **dec_cfg)
+        self.max_sequence_length = int(dec_cfg.get("max_len", 512))
+        d_enc, d_dec = self.encoder.d_model, int(dec_cfg["d_model"])
+        # NeMo's encoder_decoder_proj: a Linear only when the widths differ
+        self.projection = nn.Linear(d_enc, d_dec) if d_enc != d_dec else nn.Identity()
+        self.ctc_head = None
+        if self.ctc_weight > 0:
+            self.ctc_head = nn.Linear(d_enc, self.num_classes + 1)  # + blank (last)
+
+    def config_sections(self) -> dict:
+        return {
+            **super().config_sections(),
+            "tokenizer": (TOKENIZER_KEYS, (), ("dir",)),
+            "prompt": (tuple(PROMPT_DEFAULTS), (), ()),
+            "decoder": (TransformerDecoder, ("vocab_size",), ()),
+            "loss": (tuple(LOSS_DEFAULTS), (), ()),
+            "decoding": (tuple(DECODING_DEFAULTS), (), ()),
+        }
+
+    # ------------------------------------------------------------ vocabulary
+    def _build_tokenizer(self) -> AggregateTokenizer:
+        """`tokenizer: {dir, langs}`: the folder of spl_tokens.model + <lang>.model,
+        trained there from `train_manifest` on first use."""
+        if "labels" in self.cfg or "tokenizer" not in self.cfg:
+            raise ConfigError(
+                "AEDModel needs tokenizer: {dir: ..., langs: [en]} (no labels)"
+            )
+        tok_cfg = self.cfg["tokenizer"]
+        langs = list(tok_cfg.get("langs") or ["en"])
+        self._train_aggregate_if_missing(tok_cfg, langs)
+        try:
+            return AggregateTokenizer.load(
+                self.register_artifact("tokenizer.dir"), langs
+            )
+        except (FileNotFoundError, ValueError) as error:
+            raise ConfigError(f"model.tokenizer: {error}") from None
+
+    @staticmethod
+    def _train_aggregate_if_missing(tok_cfg: dict, langs: list[str]) -> None:
+        tok_dir = Path(str(tok_cfg["dir"]))
+        if str(tok_cfg["dir"]).startswith("nemo:") or tok_dir.exists():
+            return
+        if "train_manifest" not in tok_cfg:
+            raise ConfigError(
+                f"model.tokenizer.dir {tok_dir} does not exist "
+                "and there is no train_manifest to build it"
+            )
+        from minispeech.data import read_manifest
+
+        rows = read_manifest(
+            tok_cfg["train_manifest"], required=("text",), check_audio=False
+        )
+        vocab_size = int(tok_cfg.get("vocab_size", 128))
+        build_aggregate_tokenizer([r["text"] for r in rows], tok_dir, vocab_size, langs)
+
+    @property
+    def num_classes(self) -> int:
+        """V: the aggregate vocabulary padded to a multiple of 8 (NeMo's layout)."""
+        return -(-self.tokenizer.vocab_size // PAD_MULTIPLE) * PAD_MULTIPLE
+
+    @property
+    def blank(self) -> int:
+        """The blank of the auxiliary CTC head: index V, after the padded vocabulary."""
+        return self.num_classes
+
+    # ------------------------------------------------------------ the network
+    def encode(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """audio (B, S) -> memory (B, T', D_dec) (projected, batch first), lens (B,)."""
+        enc, enc_lens = super().encode(audio, audio_lens)  # (B, D, T')
+        return self.projection(enc.transpose(1, 2)), enc_lens  # (B, T', D_dec)
+
+    def decode_step(
+        self,
+        tokens: Tensor,
+        memory: Tensor,
+        memory_lens: Tensor,
+        cache: DecoderCache | None = None,
+    ) -> tuple[Tensor, DecoderCache]:
+        """tokens (B, L_new) following the cache's tokens (None: a new sequence) ->
+        (log_probs (B, L_new, V) float32, the cache grown by L_new tokens). The
+        padding ids above the vocabulary get -inf: decoding never emits them."""
+        log_probs, cache = self.log_probs(tokens, memory, memory_lens, cache)
+        ids = torch.arange(log_probs.size(-1), device=log_probs.device)  # (V,)
+        padding = ids >= self.tokenizer.vocab_size  # (V,)
+        return log_probs.masked_fill(padding, float("-inf")), cache  # (B, L_new, V)
+
+    def log_probs(self, tokens, memory, memory_lens, cache=None, token_lens=None):
+        """The decoder's log-softmax over all V outputs (NeMo's, padding included):
+        tokens (B, L), memory (B, T', D_dec) -> (B, L, V), cache; `token_lens` (B,)
+        masks right-padded tokens."""
+        enc = memory.transpose(1, 2)  # (B, D_dec, T')
+        logits, cache = self.decoder(tokens, enc, memory_lens, cache, token_lens)
+        return logits.float().log_softmax(dim=-1), cache  # (B, L, V)
+
+    def forward(
+        self,
+        audio: Tensor,
+        audio_lens: Tensor,
+        transcript: Tensor,
+        transcript_lens: Tensor,
+    ) -> Tensor:
+        """Teacher forcing: audio (B, S), transcript (B, U) -> log_probs (B, U, V), the
+        distribution of the token after each position (NeMo's transf_log_probs)."""
+        memory, memory_lens = self.encode(audio, audio_lens)  # (B, T', D_dec)
+        log_probs, _ = self.log_probs(
+            transcript, memory, memory_lens, None, transcript_lens
+        )
+        return log_probs  # (B, U, V)
+
+    # ------------------------------------------------------------ training
+    def collate(self, items: list) -> dict:
+        """collate_audio_text + each item's decoder sequence: `transcript` (B, P+U+1)
+        = prompt + text + EOS padded with <pad>, `transcript_lens`, `prompt_lens`."""
+        batch = collate_audio_text(items)
+        tokens, token_lens = batch["tokens"], batch["token_lens"]  # (B, U)
+        n_batch, n_prompt = tokens.size(0), len(self.train_prompt)
+        pad, eos = self.tokenizer.pad_id, self.tokenizer.eos_id
+        transcript = torch.full((n_batch, n_prompt + tokens.size(1) + 1), pad)
+        transcript[:, :n_prompt] = torch.tensor(self.train_prompt)  # (B, P)
+        for b, length in enumerate(token_lens.tolist()):
+            transcript[b, n_prompt : n_prompt + length] = tokens[b, :length]
+            transcript[b, n_prompt + length] = eos
+        batch["transcript"] = transcript  # (B, P+U+1)
+        batch["transcript_lens"] = token_lens + n_prompt + 1  # (B,)
+        batch["prompt_lens"] = torch.full((n_batch,), n_prompt)  # (B,)
+        return batch
+
+    def training_step(self, batch: dict) -> dict:
+        enc, enc_lens = super().encode(batch["audio"], batch["audio_lens"])  # (B,D,T')
+        memory = self.projection(enc.transpose(1, 2))  # (B, T', D_dec)
+        transcript, lens = batch["transcript"], batch["transcript_lens"]  # (B, U)
+        log_probs, _ = self.log_probs(
+            transcript[:, :-1], memory, enc_lens, None, lens - 1
+        )  # (B, U-1, V): position j predicts token j+1
+        # score the labels j+1 from the first text token through EOS
+        j = torch.arange(log_probs.size(1), device=lens.device)  # (U-1,)
+        scored = (j >= batch["prompt_lens"].unsqueeze(1) - 1) & (
+            j < lens.unsqueeze(1) - 1
+        )  # (B, U-1)
+        loss = label_smoothed_nll(
+            log_probs, transcript[:, 1:], scored, self.label_smoothing
+        )
+        if self.ctc_head is None:
+            return {"loss": loss}
+        ctc_log_probs = self.ctc_head(enc.transpose(1, 2)).float().log_softmax(-1)
+        ctc = ctc_loss(
+            ctc_log_probs,  # (B, T', V+1)
+            batch["tokens"],
+            enc_lens,
+            batch["token_lens"],
+            blank=self.blank,
+            reduction="mean",  # per target token, like the attention loss
+            zero_infinity=True,
+        )
+        total = (1 - self.ctc_weight) * loss + self.ctc_weight * ctc
+        return {"loss": total, "aed_loss": loss.detach(), "ctc_loss": ctc.detach()}
+
+    # ------------------------------------------------------------ decoding
+    def max_generation_length(self, n_frames: int | Tensor, prompt_len: int) -> int:
+        """How many tokens decoding may emit after a `prompt_len`-token prompt.
+
+        NeMo's cap on the decoder's input positions: cap = min(max_sequence_length,
+        T'_padded + max_generation_delta) (only max_sequence_length when the delta is
+        negative). The decoder reads the prompt and every emitted token but the last,
+        so it may emit cap - prompt_len + 1 tokens: canary_aed_tiny (T'_padded 18,
+        delta 8, P 5) emits 26 - 5 + 1 = 22. `n_frames`: T'_padded, or the (B,)
+        memory lengths (their maximum)."""
+        if isinstance(n_frames, Tensor):
+            n_frames = int(n_frames.max()) if n_frames.numel() else 0
+        cap = self.max_sequence_length
+        delta = int(self.decoding_cfg["max_generation_delta"])
+        if delta >= 0:
+            cap = min(cap, int(n_frames) + delta)
+        return max(cap - prompt_len + 1, 0)
+
+    def generate(
+        self, memory: Tensor, memory_lens: Tensor, prompt: Sequence[int], beam_size=1
+    ) -> list[list[int]]:
+        """memory (B, T', D_dec) -> token ids per item after `prompt` (no EOS)."""
+        from minispeech.asr.aed_decoding import aed_beam_search, aed_greedy_decode
+
+        prompt_ids = torch.tensor(list(prompt), device=memory.device)
+        prompt_ids = prompt_ids.expand(memory.size(0), -1)  # (B, P)
+        args = (memory, memory_lens, prompt_ids, self.tokenizer.eos_id)
+        max_len = self.max_generation_length(memory.size(1), len(prompt))
+        if beam_size == 1:
+            return aed_greedy_decode(self, *args, max_len)
+        penalty = float(self.decoding_cfg["length_penalty"])
+        return aed_beam_search(self, *args, max_len, beam_size, penalty)
+
+    def beam_size(self) -> int:
+        """The configured beam: 1 with strategy greedy, else decoding.beam_size."""
+        greedy = self.decoding_cfg["strategy"] == "greedy"
+        return 1 if greedy else int(self.decoding_cfg["beam_size"])
+
+    def decode(self, audio: Tensor, audio_lens: Tensor) -> list[str]:
+        """Transcripts of a batch with the <|nopnc|> prompt (validation, evaluate)."""
+        prompt = self.tokenizer.prompt_ids(**{**self.prompt_cfg, "pnc": False})
+        memory, memory_lens = self.encode(audio, audio_lens)  # (B, T', D_dec)
+        ids = self.generate(memory, memory_lens, prompt, self.beam_size())
+        return [self.tokenizer.ids_to_text(seq) for seq in ids]
+
+    @torch.no_grad()
+    def transcribe(
+        self,
+        inputs: Sequence,
+        pnc: bool = False,
+        beam_size: int | None = None,
+        prompt: dict | Sequence[int] | None = None,
+        batch_size: int = 8,
+    ) -> list[str]:
+        """Transcribe (or translate) files or waveforms (S,), `batch_size` at a time.
+
+        `prompt`: prompt fields (source_lang, task, target_lang, pnc) over the
+        config's `prompt`, or the prompt's ids; `beam_size` None: decoding.beam_size.
+        """
+        if prompt is None or isinstance(prompt, dict):
+            fields = {**self.prompt_cfg, "pnc": pnc, **(prompt or {})}
+            prompt = self.tokenizer.prompt_ids(**fields)
+        beam = int(beam_size or self.beam_size())
+        was_training, texts = self.training, []
+        self.eval()
+        waves, device = self.load_inputs(inputs), next(self.parameters()).device
+        for start in range(0, len(waves), batch_size):
+            audio, audio_lens = pad_waves(waves[start : start + batch_size])  # (B, S)
+            memory, lens = self.encode(audio.to(device), audio_lens.to(device))
+            for seq in self.generate(memory, lens, prompt, beam):
+                texts.append(self.tokenizer.ids_to_text(seq))
+        self.train(was_training)
+        return texts
