@@ -84,6 +84,13 @@ class SpeechModel(nn.Module):
         )
         self._artifacts: dict[str, Path] = {}  # dotted config key -> file or folder
 
+    def section(self, name: str) -> dict:
+        """A config section's values without `_target_` ({} when absent)."""
+        values = self.cfg.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"model.{name}: must be a mapping of keys")
+        return {k: v for k, v in values.items() if k != "_target_"}
+
     # ------------------------------------------------------------ the steps (subclass)
 
     def training_step(self, batch: dict) -> dict:

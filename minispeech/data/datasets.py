@@ -47,6 +47,16 @@ DATASET_KEYS = (
 __all__ = ["AudioTextDataset", "collate_audio_text"]
 
 
+def _pick_rows(rows: list, places: list, pick: Sequence, source: str):
+    """rows[start:stop] and their places, e.g. [228, None] for a held-out tail."""
+    if len(pick) != 2:
+        raise ValueError(f"rows must be [start, stop], got {list(pick)!r}")
+    window = slice(*pick)
+    if not rows[window]:
+        raise ValueError(f"{source}: rows {list(pick)} selects no row")
+    return rows[window], places[window]
+
+
 def _utterance_id(row: dict) -> str:
     """The row's ``id`` field, else the file name stem (+ @offset for a segment)."""
     if "id" in row:
@@ -71,6 +81,8 @@ class AudioTextDataset(torch.utils.data.Dataset):
     ``sample_rate``: audio is resampled to it when a file differs; ``None`` keeps
     each file's own rate (then do not batch files of different rates).
     ``tokenizer=None`` gives empty token tensors and makes ``text`` optional.
+    ``rows=[start, stop]`` keeps that slice of the manifest's rows first (Python
+    slice rules; ``[228, None]``: a held-out tail as a dev set).
     ``min_duration``/``max_duration`` drop rows via ``filter_by_duration`` (which
     prints what it dropped and refuses to keep nothing).
     ``cache_audio=True`` keeps each decoded waveform in memory after its first read
@@ -88,19 +100,23 @@ class AudioTextDataset(torch.utils.data.Dataset):
         max_duration: float | None = None,
         cache_audio: bool = False,
         augmentor=None,
+        rows: Sequence[int | None] | None = None,
     ):
         text = ("text",) if tokenizer is not None else ()
         required = ("audio_filepath", "duration") + text
         if isinstance(manifest, (str, os.PathLike)):
             self.source = str(manifest)
             numbered = read_numbered_manifest(manifest, required=required)
-            rows = [row for _, row in numbered]
+            picked = [row for _, row in numbered]
             places = [f"{manifest}:{line}" for line, _ in numbered]
         else:
             self.source = "rows"
-            rows = [dict(row) for row in manifest]
-            _check_rows(rows, required)
-            places = [f"rows[{k}]" for k in range(len(rows))]
+            picked = [dict(row) for row in manifest]
+            _check_rows(picked, required)
+            places = [f"rows[{k}]" for k in range(len(picked))]
+        if rows is not None:  # rows[0]:rows[1] of the manifest (Python slice rules)
+            picked, places = _pick_rows(picked, places, rows, self.source)
+        rows = picked
         name = Path(self.source).name
         self.rows = filter_by_duration(rows, min_duration, max_duration, name=name)
         place_of = {id(row): place for row, place in zip(rows, places)}

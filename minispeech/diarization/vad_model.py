@@ -82,13 +82,6 @@ class VADModel(SpeechModel):
         self.postprocessing = {**POSTPROCESSING, **self.section("postprocessing")}
 
     # ------------------------------------------------------------ config
-    def section(self, name: str) -> dict:
-        """A config section's values without `_target_` ({} when absent)."""
-        values = self.cfg.get(name) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"model.{name}: must be a mapping of keys")
-        return {k: v for k, v in values.items() if k != "_target_"}
-
     def check_config(self) -> None:
         """Every section's keys, before anything is built."""
         check_keys("model (VADModel)", self.cfg, MODEL_KEYS, required=("encoder",))

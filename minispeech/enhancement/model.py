@@ -69,13 +69,6 @@ class EnhancementModel(SpeechModel):
         self.loss_args = self.section("loss")
 
     # ------------------------------------------------------------ config
-    def section(self, name: str) -> dict:
-        """A config section's values without `_target_` ({} when absent)."""
-        values = self.cfg.get(name) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"model.{name}: must be a mapping of keys")
-        return {k: v for k, v in values.items() if k != "_target_"}
-
     def estimator_class(self):
         section = self.cfg.get("mask_estimator")
         if not isinstance(section, dict) or "_target_" not in section:

@@ -79,13 +79,6 @@ class SpeakerModel(SpeechModel):
         )
 
     # ------------------------------------------------------------ config
-    def section(self, name: str) -> dict:
-        """A config section's values without `_target_` ({} when absent)."""
-        values = self.cfg.get(name) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"model.{name}: must be a mapping of keys")
-        return {k: v for k, v in values.items() if k != "_target_"}
-
     def encoder_class(self):
         encoder = self.cfg.get("encoder")
         if not isinstance(encoder, dict) or "_target_" not in encoder:

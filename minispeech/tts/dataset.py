@@ -70,9 +70,8 @@ class TTSDataset(torch.utils.data.Dataset):
             min_duration=min_duration,
             max_duration=max_duration,
             cache_audio=True,
+            rows=rows,
         )
-        if rows is not None:
-            keep_rows(self.audio, rows)
         self.hop_length = hop_length
         waves = [self.audio[k]["audio"] for k in range(len(self.audio))]  # [(S,)]
         raw = [
@@ -116,19 +115,6 @@ class TTSDataset(torch.utils.data.Dataset):
             "words": self.audio.rows[index].get("words"),
             "id": item["id"],
         }
-
-
-def keep_rows(dataset: AudioTextDataset, rows: Sequence[int | None]) -> None:
-    """Keep rows[0]:rows[1] of the manifest (Python slice rules), e.g. [0, 228]
-    to train and [228, null] to validate on one manifest's held-out tail."""
-    if len(rows) != 2:
-        raise ValueError(f"rows must be [start, stop], got {list(rows)!r}")
-    picked = slice(*rows)
-    dataset.rows = dataset.rows[picked]
-    dataset.places = dataset.places[picked]
-    dataset.tokens = dataset.tokens[picked]
-    if not dataset.rows:
-        raise ValueError(f"{dataset.source}: rows {list(rows)} selects no row")
 
 
 def normalize_pitch(

@@ -93,13 +93,6 @@ class FastPitchModel(SpeechModel):
         self.register_buffer("n_train_steps", torch.zeros((), dtype=torch.long))
 
     # ------------------------------------------------------------ config
-    def section(self, name: str) -> dict:
-        """A config section's values without `_target_` ({} when absent)."""
-        values = self.cfg.get(name) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"model.{name}: must be a mapping of keys")
-        return {k: v for k, v in values.items() if k != "_target_"}
-
     def check_config(self) -> None:
         check_keys("model", self.cfg, MODEL_KEYS, "FastPitchModel")
         for name, (cls, derived) in SECTIONS.items():

@@ -122,13 +122,6 @@ class HifiGanModel(SpeechModel):
         return cls(**self.section(name))
 
     # ------------------------------------------------------------ config
-    def section(self, name: str) -> dict:
-        """A config section's values without `_target_` ({} when absent)."""
-        values = self.cfg.get(name) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"model.{name}: must be a mapping of keys")
-        return {k: v for k, v in values.items() if k != "_target_"}
-
     def check_config(self) -> None:
         check_keys("model", self.cfg, MODEL_KEYS, "HifiGanModel")
         for name, cls in (

@@ -19,7 +19,6 @@ import torch
 
 from minispeech.core.config import ConfigError
 from minispeech.data.datasets import DATASET_KEYS, AudioTextDataset
-from minispeech.tts.dataset import keep_rows
 
 # keys of a vocoder train_ds / validation_ds / test_ds section (the loop reads the
 # sampler's: batch_size, max_seconds, shuffle, drop_last, num_buckets, num_workers)
@@ -53,9 +52,8 @@ class VocoderDataset(torch.utils.data.Dataset):
             min_duration=min_duration,
             max_duration=max_duration,
             cache_audio=cache_audio,
+            rows=rows,  # [start, stop] of the manifest (a held-out tail)
         )
-        if rows is not None:  # [start, stop] of the manifest (a held-out tail)
-            keep_rows(self.corpus, rows)
 
     @property
     def durations(self) -> list[float]:
