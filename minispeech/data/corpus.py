@@ -2,7 +2,8 @@
 
 `build_corpus(out_dir, seed)` synthesizes every utterance with libespeak-ng (through
 `espeak.py`), trims the silence around it, resamples 22050 -> 16000 Hz, writes Ogg Opus
-files and NeMo-style JSONL manifests with word timings:
+files and NeMo-style JSONL manifests with word timings and the written form of the
+text (`text_pnc`, `written_form.py`):
 
   train.jsonl / dev.jsonl / test.jsonl   ASR; dev and test speakers never occur in train
   far.jsonl                              far from train: extreme pitch and rate, accents

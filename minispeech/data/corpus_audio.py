@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from minispeech.data.written_form import written_form
+
 SAMPLE_RATE = 16000  # every corpus file: 16 kHz mono
 
 
@@ -175,6 +177,7 @@ def manifest_row(relative: str, wave: np.ndarray, text: str, speaker,
         "audio_filepath": relative,
         "duration": len(wave) / SAMPLE_RATE,
         "text": text,
+        "text_pnc": written_form(text),  # written form: "Call Bob at 7:30."
         "speaker": speaker.id,
         "gender": speaker.gender,
         "accent": speaker.accent,

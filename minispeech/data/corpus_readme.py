@@ -24,7 +24,7 @@ def _example(row: dict) -> str:
     """A manifest line, its word list cut after two words, wrapped for reading."""
     short = json.dumps({**row, "words": row["words"][:2]})
     short = short.replace("]]}", "], ...]}")
-    for key in ("text", "speaker", "words"):
+    for key in ("text", "text_pnc", "speaker", "words"):
         short = short.replace(f', "{key}"', f',\n     "{key}"')
     return short
 
@@ -170,6 +170,10 @@ manifest's folder:
     {example}
 
 - `duration` is the file's exact frame count / 16000.
+- `text_pnc`: the written form of `text`, with capitals, punctuation and numerals
+  ("call bob at seven thirty" -> "Call Bob at 7:30.", "my number is five two seven"
+  -> "My number is 5 2 7."), a function of `text` alone, also for free word order
+  (rules: `minispeech/data/written_form.py`).
 - `accent`: the espeak-ng accent (language voice) the speaker reads with.
 - `kind`: `template` (a template sentence) or `free` (free word order), so results can
   be broken down per kind. The TTS rows are `template` (two joined).
