@@ -30,7 +30,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from minispeech.asr.aed_tokenizer import AggregateTokenizer, build_aggregate_tokenizer
+from minispeech.asr.aed_dataset import PromptedDataset, written_form_scores
+from minispeech.asr.aed_tokenizer import AggregateTokenizer, aggregate_from_manifest
 from minispeech.asr.asr_model import ASRModel, pad_waves
 from minispeech.core.config import ConfigError
 from minispeech.data import collate_audio_text
@@ -76,8 +77,12 @@ class AEDModel(ASRModel):
     def __init__(self, cfg: dict):
         super().__init__(cfg)
         self.prompt_cfg = {**PROMPT_DEFAULTS, **self.section("prompt")}
-        try:  # the training prompt; its tokens must exist
+        try:  # the training prompts (config's, and each pnc choice); tokens must exist
             self.train_prompt = self.tokenizer.prompt_ids(**self.prompt_cfg)
+            self.task_prompts = {
+                pnc: self.tokenizer.prompt_ids(**{**self.prompt_cfg, "pnc": pnc})
+                for pnc in (False, True)
+            }
         except ValueError as error:
             raise ConfigError(f"model.prompt: {error}") from None
         loss = {**LOSS_DEFAULTS, **self.section("loss")}
@@ -107,8 +112,11 @@ class AEDModel(ASRModel):
             self.ctc_head = nn.Linear(d_enc, self.num_classes + 1)  # + blank (last)
 
     def config_sections(self) -> dict:
+        sections = super().config_sections()
+        for name in ("train_ds", "validation_ds", "test_ds"):  # + pnc_fraction
+            sections[name] = ((*sections[name][0], "pnc_fraction"), (), ())
         return {
-            **super().config_sections(),
+            **sections,
             "tokenizer": (TOKENIZER_KEYS, (), ("dir",)),
             "prompt": (tuple(PROMPT_DEFAULTS), (), ()),
             "decoder": (TransformerDecoder, ("vocab_size",), ()),
@@ -144,13 +152,8 @@ class AEDModel(ASRModel):
                 f"model.tokenizer.dir {tok_dir} does not exist "
                 "and there is no train_manifest to build it"
             )
-        from minispeech.data import read_manifest
-
-        rows = read_manifest(
-            tok_cfg["train_manifest"], required=("text",), check_audio=False
-        )
         vocab_size = int(tok_cfg.get("vocab_size", 128))
-        build_aggregate_tokenizer([r["text"] for r in rows], tok_dir, vocab_size, langs)
+        aggregate_from_manifest(tok_cfg["train_manifest"], tok_dir, vocab_size, langs)
 
     @property
     def num_classes(self) -> int:
@@ -206,22 +209,51 @@ class AEDModel(ASRModel):
         )
         return log_probs  # (B, U, V)
 
+    @torch.no_grad()
+    def cross_attention(self, audio, audio_lens, transcript) -> list[Tensor]:
+        """Teacher-forced cross-attention weights, one (B, H, U, T') per decoder layer:
+        where each position of `transcript` (B, U) looks in the audio (B, S)."""
+        memory, memory_lens = self.encode(audio, audio_lens)  # (B, T', D_dec)
+        enc = memory.transpose(1, 2)  # (B, D_dec, T')
+        _, cache = self.decoder(transcript, enc, memory_lens, need_weights=True)
+        return cache.cross_weights
+
     # ------------------------------------------------------------ training
+    def build_dataset(self, ds_cfg: dict) -> PromptedDataset:
+        """The ASR dataset, wrapped so that a `pnc_fraction` of the items train the
+        <|pnc|> prompt on their written form (`text_pnc`)."""
+        fraction = ds_cfg.get("pnc_fraction", 0.0)
+        number = isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
+        if not (number and 0 <= fraction <= 1):
+            raise ConfigError(f"pnc_fraction: a number in [0, 1], not {fraction!r}")
+        rest = {k: v for k, v in ds_cfg.items() if k != "pnc_fraction"}
+        return PromptedDataset(super().build_dataset(rest), self.tokenizer, fraction)
+
     def collate(self, items: list) -> dict:
         """collate_audio_text + each item's decoder sequence: `transcript` (B, P+U+1)
-        = prompt + text + EOS padded with <pad>, `transcript_lens`, `prompt_lens`."""
+        = prompt + text + EOS padded with <pad>, `transcript_lens`, `prompt_lens`;
+        the prompt is <|pnc|> or <|nopnc|> as each item drew (`pnc` (B,) bool), else
+        the configured one. `texts_pnc`: the written forms (None where absent)."""
         batch = collate_audio_text(items)
         tokens, token_lens = batch["tokens"], batch["token_lens"]  # (B, U)
-        n_batch, n_prompt = tokens.size(0), len(self.train_prompt)
+        prompts = [
+            self.task_prompts[item["pnc"]] if "pnc" in item else self.train_prompt
+            for item in items
+        ]
+        n_batch, n_prompt = tokens.size(0), len(prompts[0])
+        if any(len(p) != n_prompt for p in prompts):
+            raise ValueError("the prompts of one batch must have the same length")
         pad, eos = self.tokenizer.pad_id, self.tokenizer.eos_id
         transcript = torch.full((n_batch, n_prompt + tokens.size(1) + 1), pad)
-        transcript[:, :n_prompt] = torch.tensor(self.train_prompt)  # (B, P)
+        transcript[:, :n_prompt] = torch.tensor(prompts)  # (B, P)
         for b, length in enumerate(token_lens.tolist()):
             transcript[b, n_prompt : n_prompt + length] = tokens[b, :length]
             transcript[b, n_prompt + length] = eos
         batch["transcript"] = transcript  # (B, P+U+1)
         batch["transcript_lens"] = token_lens + n_prompt + 1  # (B,)
         batch["prompt_lens"] = torch.full((n_batch,), n_prompt)  # (B,)
+        batch["pnc"] = torch.tensor([bool(item.get("pnc")) for item in items])  # (B,)
+        batch["texts_pnc"] = [item.get("text_pnc") for item in items]
         return batch
 
     def training_step(self, batch: dict) -> dict:
@@ -253,6 +285,30 @@ class AEDModel(ASRModel):
         )
         total = (1 - self.ctc_weight) * loss + self.ctc_weight * ctc
         return {"loss": total, "aed_loss": loss.detach(), "ctc_loss": ctc.detach()}
+
+    # ------------------------------------------------------------ validation
+    def validation_step(self, batch: dict) -> dict:
+        """The <|nopnc|> loss and error counts (ASRModel's), plus, when every item
+        has a written form, the <|pnc|> transcripts scored against it."""
+        stats = super().validation_step(batch)
+        written = batch.get("texts_pnc") or []
+        if written and all(isinstance(text, str) for text in written):
+            memory, lens = self.encode(batch["audio"], batch["audio_lens"])
+            ids = self.generate(memory, lens, self.task_prompts[True], self.beam_size())
+            hyps = [self.tokenizer.ids_to_text(seq) for seq in ids]
+            stats.update(written_form_scores(written, hyps, batch["texts"]))
+        return stats
+
+    def validation_metrics(self, stats: dict) -> dict:
+        """ASRModel's metrics (the <|nopnc|> prompt) + val_wer_pnc (written-form WER:
+        case and punctuation count) and val_numerals (exact match of the numerals in
+        the sentences with a digit string) when the manifest has `text_pnc`."""
+        metrics = super().validation_metrics(stats)
+        if stats.get("pnc_words"):
+            metrics["val_wer_pnc"] = stats["pnc_word_errors"] / stats["pnc_words"]
+            digit_sentences = max(stats["digit_sentences"], 1)
+            metrics["val_numerals"] = stats["numerals_exact"] / digit_sentences
+        return metrics
 
     # ------------------------------------------------------------ decoding
     def max_generation_length(self, n_frames: int | Tensor, prompt_len: int) -> int:

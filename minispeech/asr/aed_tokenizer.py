@@ -245,3 +245,17 @@ def build_aggregate_tokenizer(
     tokenizer = AggregateTokenizer(train_special_model(langs), protos)
     tokenizer.save(out_dir)
     return tokenizer
+
+
+def aggregate_from_manifest(
+    manifest: str | Path, out_dir: str | Path, vocab_size: int, langs: Sequence[str]
+) -> AggregateTokenizer:
+    """`build_aggregate_tokenizer` on a manifest's texts: `text`, and `text_pnc` (the
+    written form) where a row has it, so one BPE serves both the <|nopnc|> and the
+    <|pnc|> prompt."""
+    from minispeech.data import read_manifest
+
+    rows = read_manifest(manifest, required=("text",), check_audio=False)
+    texts = [row["text"] for row in rows]
+    texts += [row["text_pnc"] for row in rows if row.get("text_pnc")]
+    return build_aggregate_tokenizer(texts, out_dir, vocab_size, langs)

@@ -139,6 +139,8 @@ class DecoderCache:
     self_kv: list[tuple[torch.Tensor, torch.Tensor]]
     # encoder keys/values, (B, H, T', d_k) each
     cross_kv: list[tuple[torch.Tensor, torch.Tensor]]
+    # the last call's cross-attention weights (B, H, U_new, T') per layer, when asked
+    cross_weights: list[torch.Tensor] | None = None
 
     @property
     def length(self) -> int:
@@ -161,10 +163,12 @@ class TransformerDecoderLayer(nn.Module):
         self.feed_forward = FeedForward(d_model, d_ff, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, self_kv_past, cross_kv, self_mask, cross_mask):
+    def forward(
+        self, x, self_kv_past, cross_kv, self_mask, cross_mask, need_weights=False
+    ):
         """x (B, U, D) new tokens; self_kv_past keys/values of earlier tokens (or None);
-        cross_kv projected encoder output.
-        Returns (x (B, U, D), self-attention keys/values so far)."""
+        cross_kv projected encoder output. Returns (x (B, U, D), self-attention
+        keys/values so far[, cross-attention weights (B, H, U, T') if need_weights])."""
         h = self.norm_self_att(x)
         k, v = self.self_attn.project_kv(h, h)  # (B, H, U, d_k)
         if self_kv_past is not None:
@@ -173,9 +177,11 @@ class TransformerDecoderLayer(nn.Module):
         q = self.self_attn.project_q(h)
         x = x + self.dropout(self.self_attn.attend(q, k, v, self_mask))
         q = self.cross_attn.project_q(self.norm_cross_att(x))
-        x = x + self.dropout(self.cross_attn.attend(q, *cross_kv, cross_mask))
+        out = self.cross_attn.attend(q, *cross_kv, cross_mask, None, need_weights)
+        out, weights = out if need_weights else (out, None)
+        x = x + self.dropout(out)
         x = x + self.dropout(self.feed_forward(self.norm_feed_forward(x)))
-        return x, (k, v)
+        return (x, (k, v), weights) if need_weights else (x, (k, v))
 
 
 class TransformerDecoder(nn.Module):
@@ -242,12 +248,15 @@ class TransformerDecoder(nn.Module):
         enc_lens: torch.Tensor,
         cache: DecoderCache | None = None,
         token_lens: torch.Tensor | None = None,
+        need_weights: bool = False,
     ) -> tuple[torch.Tensor, DecoderCache]:
         """Decode `tokens` (B, U) that follow the `cache.length` tokens already decoded.
 
         Right-padding of `tokens` changes no valid position (causal attention never
         looks ahead); `token_lens` (B,), the valid new tokens per item, also hides the
         padding from the padded positions themselves (NeMo's decoder mask).
+        `need_weights`: the returned cache also holds each layer's cross-attention
+        weights over the encoder frames (computed by the readable attention path).
         """
         assert tokens.dim() == 2 and enc.dim() == 3, (tokens.shape, enc.shape)
         past = 0 if cache is None else cache.length
@@ -256,13 +265,15 @@ class TransformerDecoder(nn.Module):
         x = self.embed(tokens, offset=past)  # (B, U, D)
         self_mask = self.self_mask(tokens, past, token_lens)  # (B, U, U_past + U)
         cross_mask = padding_mask(enc_lens, enc.size(2)).unsqueeze(1).expand(-1, u, -1)
-        new_self_kv = []
+        new_self_kv, weights = [], []
         for i, layer in enumerate(self.layers):
             past_kv = None if cache is None else cache.self_kv[i]
-            x, kv = layer(x, past_kv, cross_kv[i], self_mask, cross_mask)
+            out = layer(x, past_kv, cross_kv[i], self_mask, cross_mask, need_weights)
+            x, kv = out[:2]
             new_self_kv.append(kv)
+            weights += out[2:]  # (B, H, U, T') when asked
         logits = self.output(self.norm_out(x))  # (B, U, V)
-        return logits, DecoderCache(new_self_kv, cross_kv)
+        return logits, DecoderCache(new_self_kv, cross_kv, weights or None)
 
     @staticmethod
     def self_mask(tokens, past: int, token_lens=None) -> torch.Tensor:
