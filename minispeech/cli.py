@@ -15,8 +15,10 @@
     minispeech der --ref REF.rttm... --hyp HYP.rttm... [--collar 0.25]
     minispeech corpus conversations MANIFEST --out DIR [--n 12] [--seed S]
     minispeech corpus reordered MANIFEST --out DIR [--seed S]
+    minispeech corpus qa [--corpus DIR] [--out DIR] [--seed S] [--per-utterance N]
     minispeech enhance MODEL|wiener|spectral-subtraction NOISY... --out DIR
     minispeech synthesize MODEL --text "..." --out out.wav [--vocoder V] [--pace P]
+    minispeech ask MODEL AUDIO... "QUESTION" [--max-new-tokens N]
 
 Verbs live in `VERBS` as "module:function" strings and are imported only when used, so
 `minispeech --help` answers at once without importing torch. A task adds its verb with
@@ -70,6 +72,7 @@ VERBS = {
     "der": ("minispeech.diarization.commands:der_verb", "diarization error rate"),
     "enhance": ("minispeech.enhancement.commands:enhance_verb", "denoise audio files"),
     "synthesize": ("minispeech.tts.commands:synthesize_verb", "text to speech (WAV)"),
+    "ask": ("minispeech.speechlm.commands:ask_verb", "ask a SpeechLM about audio"),
 }
 
 
@@ -206,7 +209,7 @@ def manifest_verb(argv: list[str]) -> int:
 def corpus_verb(argv: list[str]) -> int:
     """`corpus build` (`python -m minispeech.data.corpus`; `--out` defaults to
     data/tinyspeech) and the derived sets a task owns (`corpus noisy`, `corpus
-    trials`, `corpus conversations`)."""
+    trials`, `corpus conversations`, `corpus reordered`, `corpus qa`)."""
     action = argv[0] if argv else None
     if action == "noisy":
         from minispeech.enhancement.commands import noisy_verb
@@ -224,10 +227,14 @@ def corpus_verb(argv: list[str]) -> int:
         from minispeech.tts.commands import reordered_verb
 
         return reordered_verb(argv[1:])
+    if action == "qa":
+        from minispeech.speechlm.commands import qa_verb
+
+        return qa_verb(argv[1:])
     if action not in ("build", "-h", "--help"):
         what = f"unknown action {action!r}" if action else "no action given"
         raise CommandError(
-            f"{what}; use build, noisy, trials, conversations or reordered "
+            f"{what}; use build, noisy, trials, conversations, reordered or qa "
             "(see minispeech --help)"
         )
     if action == "build" and "--out" not in argv and not {"-h", "--help"} & set(argv):

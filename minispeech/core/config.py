@@ -120,7 +120,12 @@ def config_errors(source: str | Path):
 
 
 # config keys that name data files; load_recipe anchors relative ones at a root folder
-DATA_PATH_KEYS = ("manifest_filepath", "train_manifest")
+DATA_PATH_KEYS = (
+    "manifest_filepath",
+    "train_manifest",
+    "transcripts_manifest",
+    "exclude_manifests",
+)
 
 
 def load_recipe(
@@ -146,6 +151,10 @@ def _anchor_data_paths(cfg: Any, root: Path) -> None:
         for key, value in cfg.items():
             if key in DATA_PATH_KEYS and isinstance(value, str):
                 cfg[key] = str(value if Path(value).is_absolute() else root / value)
+            elif key in DATA_PATH_KEYS and isinstance(value, list):
+                cfg[key] = [
+                    str(v if Path(v).is_absolute() else root / v) for v in value
+                ]
             else:
                 _anchor_data_paths(value, root)
     elif isinstance(cfg, list):

@@ -142,10 +142,12 @@ def read_numbered_manifest(
     path: str | os.PathLike,
     required: Sequence[str] = ("audio_filepath", "duration"),
     check_audio: bool = True,
+    allow_repeats: bool = False,
 ) -> list[tuple[int, dict]]:
     """``read_manifest``, with each row's line number: [(line, row), ...], so a later
     problem with a row (an untokenizable text, a segment past the end of its audio)
-    can be reported as ``path:line``."""
+    can be reported as ``path:line``. ``allow_repeats``: one audio on several lines
+    is fine (a question-answer manifest asks several questions about a recording)."""
     path = Path(path)
     if path.is_dir():
         raise ManifestError([f"{path}: is a folder, not a manifest file"])
@@ -168,7 +170,8 @@ def read_numbered_manifest(
                 obj = {**obj, "audio_filepath": _resolve(folder, audio)}
                 valid = not line_problems  # only a valid row can duplicate another
                 line_problems += _audio_problems(obj, check_audio, exists)
-                line_problems += _duplicate(obj, number, seen) if valid else []
+                if valid and not allow_repeats:
+                    line_problems += _duplicate(obj, number, seen)
             rows.append((number, obj))
         problems += [f"{path}:{number}: {name}: {what}" for name, what in line_problems]
     if not rows and not problems:

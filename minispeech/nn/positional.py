@@ -15,6 +15,12 @@ dropout. The absolute table can instead be scaled down (`pos_scale`): NeMo's
 Transformer decoder adds PE / sqrt(D) to unscaled embeddings (the same ratio of
 embedding to position, at 1/sqrt(D) the size).
 
+Rotary: Su et al. 2021, "RoFormer: Enhanced Transformer with Rotary Position Embedding",
+arXiv:2104.09864, Sec. 3.4.2, Eq. 34: the pair (x_{2i-1}, x_{2i}) of a query or key at
+position m is rotated by the angle m theta_i, theta_i = base^(-2(i-1)/d), so that
+q_m . k_n depends on m - n only. `RotaryEmbedding` takes per-item positions (B, L), so
+left-padded sequences rotate from their first real token.
+
 Differences from the papers: none in the formulas. As in NeMo, the table is precomputed
 for `max_len` positions and grown on demand, and the relative encoding does NOT add
 positions to x: it returns them for the attention layers (Transformer-XL's R matrix).
@@ -116,3 +122,40 @@ class RelPositionalEncoding(PositionalEncoding):
             pos_emb = pos_emb * self.pos_scale
         pos_emb = pos_emb.unsqueeze(0)  # (1, 2T-1, D)
         return self.dropout(x), self.dropout_emb(pos_emb)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary positions (RoFormer Eq. 34): x (B, H, L, d), positions (B, L) -> rotated.
+
+    R x = x * cos(m theta) + rot(x) * sin(m theta) with rot(x) = (-x2, x1, -x4, x3, ...)
+    on the interleaved pairs of the paper (not the half-split layout of GPT-NeoX). No
+    parameters and no table: the angles are computed from `positions` on each call, in
+    float64 for float64 inputs and float32 otherwise.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary head_dim must be even, got {head_dim}")
+        self.head_dim, self.base = head_dim, base
+
+    def extra_repr(self) -> str:
+        return f"head_dim={self.head_dim}, base={self.base}"
+
+    def angles(self, positions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """m theta_i for positions (B, L) -> (B, L, d/2); theta_i = base^(-2(i-1)/d)."""
+        two_i = torch.arange(0, self.head_dim, 2, dtype=dtype, device=positions.device)
+        theta = self.base ** (-two_i / self.head_dim)  # (d/2,)
+        return positions.to(dtype).unsqueeze(-1) * theta  # (B, L, d/2)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x (B, H, L, d), positions (B, L) long -> (B, H, L, d)."""
+        assert x.dim() == 4 and x.size(-1) == self.head_dim, x.shape
+        assert positions.shape == (x.size(0), x.size(2)), (positions.shape, x.shape)
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        angles = self.angles(positions, dtype).repeat_interleave(2, dim=-1)  # (B, L, d)
+        cos = angles.cos().unsqueeze(1)  # (B, 1, L, d), the same for every head
+        sin = angles.sin().unsqueeze(1)
+        pairs = x.to(dtype).unflatten(-1, (-1, 2))  # (B, H, L, d/2, 2)
+        rotated = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
+        return (x.to(dtype) * cos + rotated * sin).to(x.dtype)  # (B, H, L, d)

@@ -1,0 +1,95 @@
+"""Modality adapter: ASR encoder frames -> vectors in the LM's embedding space.
+
+SALM (NeMo speechlm2; Chen et al. 2024, arXiv:2310.09424, Sec. 2.1) feeds the frozen
+encoder's output through a modality adapter (a 2-layer Conformer without subsampling,
+Gulati et al. 2020, arXiv:2005.08100) and a linear projection to the LM width:
+    enc (B, D_enc, T') -> [reduce x k] -> (B, T'/k, D_a) -> Conformer x N
+        -> W -> (B, T'', D_lm)
+Frame-rate reduction, offered besides NeMo's plain adapter because every audio frame
+becomes an LM position (attention cost grows with the square of the sequence):
+- "stack": concatenate k consecutive frames, (T', D) -> (T'/k, k D), then a linear map
+  to D_a (as the "concat" downsampler of SLAM-ASR, Ma et al. 2024, arXiv:2402.08846);
+- "pool": average k consecutive frames (then a linear map when D_enc != D_a);
+- "none": k = 1.
+A trailing partial group is zero-padded (stack) or averaged over its real frames (pool).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from minispeech.nn import ConformerEncoder
+
+REDUCTIONS = ("none", "stack", "pool")
+
+
+def reduce_frames(x: torch.Tensor, lens: torch.Tensor, stride: int, how: str):
+    """x (B, T, D), lens (B,) -> stacked (B, ceil(T/k), k D) or pooled (B, ceil(T/k),
+    D), with lens ceil(lens / k). Padded frames are zeroed first, so they never leak
+    into a real group."""
+    if how == "none" or stride == 1:
+        return x, lens
+    n_batch, n_frames, dim = x.shape
+    valid = torch.arange(n_frames, device=x.device) < lens.unsqueeze(1)  # (B, T)
+    x = x * valid.unsqueeze(-1)
+    pad = -n_frames % stride
+    x = nn.functional.pad(x, (0, 0, 0, pad))  # (B, T + pad, D)
+    groups = x.view(n_batch, -1, stride, dim)  # (B, T/k, k, D)
+    out_lens = torch.div(lens + stride - 1, stride, rounding_mode="floor")  # (B,)
+    if how == "stack":
+        return groups.reshape(n_batch, -1, stride * dim), out_lens  # (B, T/k, kD)
+    counts = nn.functional.pad(valid, (0, pad)).view(n_batch, -1, stride)  # (B,T/k,k)
+    counts = counts.sum(-1, keepdim=True).clamp_min(1)  # (B, T/k, 1)
+    return groups.sum(2) / counts, out_lens  # (B, T/k, D)
+
+
+class ModalityAdapter(nn.Module):
+    """enc (B, D_enc, T'), enc_lens -> frames (B, T'', D_lm), lens (B,)."""
+
+    def __init__(
+        self,
+        d_in: int,
+        d_out: int,
+        reduction: str = "none",
+        stride: int = 1,
+        d_model: int = 128,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        conv_kernel_size: int = 9,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(
+                f"reduction must be one of {REDUCTIONS}, not {reduction!r}"
+            )
+        if stride < 1 or (reduction == "none" and stride != 1):
+            raise ValueError(f"stride {stride}: >= 1, and 1 when reduction is none")
+        self.reduction, self.stride = reduction, stride
+        d_reduced = d_in * stride if reduction == "stack" else d_in
+        self.conformer = None
+        if n_layers > 0:  # NeMo's adapter: a Conformer without subsampling
+            self.conformer = ConformerEncoder(
+                feat_in=d_reduced,
+                n_layers=n_layers,
+                d_model=d_model,
+                subsampling=None,
+                n_heads=n_heads,
+                conv_kernel_size=conv_kernel_size,
+                dropout=dropout,
+                dropout_pre_encoder=dropout,
+                dropout_emb=0.0,
+            )
+            d_reduced = d_model
+        self.projection = nn.Linear(d_reduced, d_out)  # into the LM's embedding space
+
+    def forward(self, enc: torch.Tensor, enc_lens: torch.Tensor):
+        assert enc.dim() == 3, f"expected encoder output (B, D, T'), got {enc.shape}"
+        x, lens = reduce_frames(
+            enc.transpose(1, 2), enc_lens, self.stride, self.reduction
+        )
+        if self.conformer is not None:
+            x, lens = self.conformer(x.transpose(1, 2), lens)  # (B, D_a, T'')
+            x = x.transpose(1, 2)  # (B, T'', D_a)
+        return self.projection(x), lens  # (B, T'', D_lm)

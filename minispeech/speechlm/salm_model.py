@@ -1,0 +1,273 @@
+"""SALMModel: a small language model that listens (audio encoder + adapter + LM).
+
+SALM (Chen et al. 2024, "SALM: Speech-augmented Language Model with In-context
+Learning", arXiv:2310.09424, Sec. 2; NeMo speechlm2's SALM):
+    audio (B, S) -> frozen ASR encoder -> (B, D_enc, T') -> adapter + projection
+        -> frames (B, T'', D_lm)
+    prompt <|bos|><|user|> ... <|audio|> ... <|assistant|> -> token embeddings, the
+        one <|audio|> embedding replaced by that item's T''_b frames (splice)
+    [prompt with audio ; answer <|eos|>] -> TransformerLM -> next-token loss on the
+        answer tokens only (prompt, audio and padding masked out)
+Trained: the adapter and projection (the ASR encoder and the LM are frozen by the
+`freeze` name patterns), optionally LoRA on the LM's attention (Hu et al. 2021,
+arXiv:2106.09685). The encoder comes from a minispeech ASR model file, the LM and its
+tokenizer from a TextLMModel file (lm_model.py); both files are stored inside this
+model's file as artifacts.
+Differences from NeMo's SALM: a from-scratch LM instead of a pretrained LLM; optional
+frame stacking or pooling in the adapter; `ablation: silence` replaces every recording
+by silence of the same length (the check that answers come from the audio).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from minispeech.asr.asr_model import pad_waves
+from minispeech.core.config import ConfigError, check_arguments, check_keys
+from minispeech.core.model import SpeechModel, restore_from
+from minispeech.speechlm.adapter import ModalityAdapter
+from minispeech.speechlm.dataset import QADataset, collate_qa, format_prompt
+from minispeech.speechlm.lm_model import (
+    DATASET_KEYS,
+    TextLMModel,
+    answer_from_embeds,
+    generation_config,
+    next_token_loss,
+)
+from minispeech.speechlm.lora import add_lora, freeze
+from minispeech.speechlm.scoring import qa_metrics, qa_stats
+from minispeech.speechlm.tokenizer import AUDIO
+
+MODEL_KEYS = (
+    "_target_",
+    "asr_model",
+    "lm_model",
+    "prompt_format",
+    "adapter",
+    "lora",
+    "freeze",
+    "ablation",
+    "encoder_width",
+    "generation",
+    "train_ds",
+    "validation_ds",
+    "test_ds",
+    "optim",
+)
+LORA_KEYS = ("rank", "alpha", "dropout", "patterns")
+DEFAULT_FREEZE = ["asr.*", "lm.*"]
+
+
+class SALMModel(SpeechModel):
+    """ASR encoder (frozen) + modality adapter + chat LM (frozen or LoRA)."""
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        check_keys("model", self.cfg, MODEL_KEYS, type(self).__name__)
+        for key in ("asr_model", "lm_model"):
+            if key not in self.cfg:
+                raise ConfigError(f"model.{key}: the model file to build on is missing")
+        self.asr = restore_from(self.register_artifact("asr_model"))
+        if not hasattr(self.asr, "encoder"):
+            raise ConfigError(
+                f"model.asr_model: {type(self.asr).__name__} has no encoder"
+            )
+        text_lm = restore_from(self.register_artifact("lm_model"))
+        if not isinstance(text_lm, TextLMModel):
+            raise ConfigError("model.lm_model: not a TextLMModel file")
+        self.tokenizer, self.lm = text_lm.tokenizer, text_lm.lm
+        self.sample_rate = self.asr.sample_rate
+        self._check_encoder_width(self.asr.encoder.d_model)
+        # the LM learned its questions in this format: the default is the LM's
+        self.prompt_format = str(self.cfg.get("prompt_format", text_lm.prompt_format))
+        if (
+            self.prompt_format.count(AUDIO) != 1
+            or "{question}" not in self.prompt_format
+        ):
+            raise ConfigError(
+                f"model.prompt_format: needs one {AUDIO} and {{question}}, got "
+                f"{self.prompt_format!r}"
+            )
+        adapter_cfg = self.section("adapter")
+        check_arguments(
+            ModalityAdapter, adapter_cfg, "model.adapter", ("d_in", "d_out")
+        )
+        self.adapter = ModalityAdapter(
+            self.asr.encoder.d_model, self.lm.d_model, **adapter_cfg
+        )
+        self.gen_cfg = generation_config(self.section("generation"))
+        self.ablation = self.cfg.get("ablation", "none")
+        if self.ablation not in ("none", "silence"):
+            raise ConfigError(f"model.ablation: none or silence, not {self.ablation!r}")
+        freeze(self, list(self.cfg.get("freeze", DEFAULT_FREEZE)))
+        self.lora_names = self._add_lora(self.cfg.get("lora"))
+        self.encoder_cache: dict = {}  # recording key -> encoder output (D_enc, T')
+
+    def _check_encoder_width(self, width: int) -> None:
+        """The adapter was built for the encoder width of the first ASR file; a model
+        file names it (`encoder_width`), so another ASR file is refused by name."""
+        expected = self.cfg.setdefault("encoder_width", width)
+        if expected != width:
+            raise ConfigError(
+                f"model.asr_model: its encoder is {width} wide, this model's adapter "
+                f"expects encoder_width {expected}"
+            )
+
+    def _add_lora(self, lora_cfg: dict | None) -> list[str]:
+        """LoRA on the LM's attention projections (after freezing: LoRA trains)."""
+        if not lora_cfg:
+            return []
+        if not isinstance(lora_cfg, dict):
+            raise ConfigError(f"model.lora: a mapping of {LORA_KEYS}, not {lora_cfg!r}")
+        check_keys("model.lora", lora_cfg, LORA_KEYS)
+        default = ["lm.layers.*.self_attn.linear_q", "lm.layers.*.self_attn.linear_v"]
+        return add_lora(
+            self,
+            list(lora_cfg.get("patterns", default)),
+            rank=int(lora_cfg.get("rank", 8)),
+            alpha=float(lora_cfg.get("alpha", 16)),
+            dropout=float(lora_cfg.get("dropout", 0.0)),
+        )
+
+    def train(self, mode: bool = True):
+        """The frozen ASR model always runs as at inference (no SpecAugment,
+        no dropout, fixed batch-norm statistics)."""
+        super().train(mode)
+        self.asr.eval()
+        return self
+
+    # ------------------------------------------------------------ the network
+    def perceive(self, audio: Tensor, audio_lens: Tensor, keys=None):
+        """audio (B, S) -> adapted frames (B, T'', D_lm), lens (B,). `keys` (one per
+        item, e.g. the file path) let a frozen encoder encode each recording once."""
+        enc, enc_lens = self.encode_audio(audio, audio_lens, keys)  # (B, D_enc, T')
+        return self.adapter(enc, enc_lens)  # (B, T'', D_lm)
+
+    def encode_audio(self, audio: Tensor, audio_lens: Tensor, keys=None):
+        """The ASR encoder's output (B, D_enc, T'), lens (B,). A frozen encoder in
+        eval mode is a fixed function of the audio, so with `keys` each recording's
+        output is kept (`encoder_cache`, not saved) and later batches reuse it: a
+        recording is asked several questions, every epoch."""
+        if self.ablation == "silence":
+            audio = torch.zeros_like(audio)
+        trainable = any(p.requires_grad for p in self.asr.parameters())
+        if keys is None or trainable or self.ablation != "none":
+            with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
+                return self.asr.encode(audio, audio_lens)  # (B, D_enc, T')
+        missing = [b for b, key in enumerate(keys) if key not in self.encoder_cache]
+        if missing:
+            index = torch.tensor(missing, device=audio.device)
+            lens = audio_lens[index]  # (B_missing,)
+            with torch.no_grad():
+                enc, enc_lens = self.asr.encode(audio[index, : int(lens.max())], lens)
+            for j, b in enumerate(missing):
+                self.encoder_cache[keys[b]] = enc[j, :, : int(enc_lens[j])]
+        outputs = [self.encoder_cache[key] for key in keys]  # (D_enc, T'_b) each
+        enc_lens = torch.tensor([out.size(1) for out in outputs], device=audio.device)
+        enc = audio.new_zeros(len(keys), outputs[0].size(0), int(enc_lens.max()))
+        for b, out in enumerate(outputs):
+            enc[b, :, : out.size(1)] = out
+        return enc, enc_lens  # (B, D_enc, T'), (B,)
+
+    def splice(self, prompt: list[int], frames: Tensor, answer=()) -> Tensor:
+        """One item's LM input: embeddings of prompt (+ answer) with the <|audio|>
+        embedding replaced by `frames` (T'', D) -> (L_prompt - 1 + T'' + L_ans, D)."""
+        at = prompt.index(self.tokenizer.audio_id)
+        ids = torch.tensor([*prompt, *answer], device=frames.device)
+        embeds = self.lm.embed(ids.unsqueeze(0)).squeeze(0)  # (L, D)
+        return torch.cat([embeds[:at], frames, embeds[at + 1 :]])  # (L', D)
+
+    def forward(
+        self, audio, audio_lens, prompt_ids, answer_ids, keys=None
+    ) -> tuple[Tensor, ...]:
+        """Teacher forcing: -> logits (B, L-1, V), targets (B, L-1), scored (B, L-1)
+        where position j predicts input j+1, scored only on answer tokens."""
+        frames, lens = self.perceive(audio, audio_lens, keys)  # (B, T'', D)
+        seqs, n_before = [], []
+        for b, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
+            seqs.append(self.splice(prompt, frames[b, : lens[b]], answer))
+            n_before.append(seqs[-1].size(0) - len(answer))  # prompt + audio length
+        inputs = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True)  # (B, L, D)
+        n_batch, length = inputs.shape[:2]
+        targets = torch.full((n_batch, length), self.tokenizer.pad_id)  # (B, L)
+        scored = torch.zeros(n_batch, length, dtype=torch.bool)  # (B, L)
+        for b, answer in enumerate(answer_ids):
+            start = n_before[b]
+            targets[b, start : start + len(answer)] = torch.tensor(answer)
+            scored[b, start : start + len(answer)] = True
+        mask = torch.arange(length) < torch.tensor([s.size(0) for s in seqs])[:, None]
+        device = inputs.device
+        logits, _ = self.lm(
+            inputs_embeds=inputs[:, :-1], attention_mask=mask[:, :-1].to(device)
+        )  # (B, L-1, V)
+        return logits, targets[:, 1:].to(device), scored[:, 1:].to(device)
+
+    # ------------------------------------------------------------ data and steps
+    def build_dataset(self, ds_cfg: dict) -> QADataset:
+        check_keys("dataset section", ds_cfg, DATASET_KEYS, required=DATASET_KEYS[:1])
+        return QADataset(
+            ds_cfg["manifest_filepath"],
+            self.tokenizer,
+            self.prompt_format,
+            sample_rate=self.sample_rate,
+            cache_audio=ds_cfg.get("cache_audio", True),
+        )
+
+    def collate(self, items: list) -> dict:
+        return collate_qa(items)
+
+    def training_step(self, batch: dict) -> dict:
+        logits, targets, scored = self(
+            batch["audio"],
+            batch["audio_lens"],
+            batch["prompt_ids"],
+            batch["answer_ids"],
+        )
+        return {"loss": next_token_loss(logits, targets, scored)}
+
+    def validation_step(self, batch: dict) -> dict:
+        loss = float(self.training_step(batch)["loss"])
+        hyps = self.answer_batch(
+            batch["audio"], batch["audio_lens"], batch["prompt_ids"]
+        )
+        stats = qa_stats(batch["type"], batch["answer"], hyps)
+        return {**stats, "loss_sum": loss * len(hyps), "count": len(hyps)}
+
+    def validation_metrics(self, stats: dict) -> dict:
+        return {"val_loss": stats["loss_sum"] / stats["count"], **qa_metrics(stats)}
+
+    # ------------------------------------------------------------ answering
+    def answer_batch(self, audio, audio_lens, prompt_ids, keys=None, **gen):
+        """Generated answers to one prompt per recording (left-padded batch)."""
+        frames, lens = self.perceive(audio, audio_lens, keys)  # (B, T'', D)
+        embeds = [
+            self.splice(p, frames[b, : lens[b]]) for b, p in enumerate(prompt_ids)
+        ]
+        return answer_from_embeds(
+            self.lm, self.tokenizer, embeds, {**self.gen_cfg, **gen}
+        )
+
+    @torch.no_grad()
+    def answer(self, inputs, questions, batch_size: int = 8, **gen) -> list[str]:
+        """Answer `questions` (one per input: a file or a waveform (S,)); a question
+        without the placeholder is put in `prompt_format`, else used as it is."""
+        if isinstance(questions, str):
+            questions = [questions] * len(inputs)
+        prompts = [
+            self.tokenizer.chat_prompt(
+                q if AUDIO in q else format_prompt(self.prompt_format, q)
+            )
+            for q in questions
+        ]
+        waves, answers = self.load_inputs(inputs), []
+        was_training, device = self.training, next(self.parameters()).device
+        self.eval()
+        for start in range(0, len(waves), batch_size):
+            audio, lens = pad_waves(waves[start : start + batch_size])  # (B, S)
+            chunk = prompts[start : start + batch_size]
+            answers += self.answer_batch(
+                audio.to(device), lens.to(device), chunk, **gen
+            )
+        self.train(was_training)
+        return answers

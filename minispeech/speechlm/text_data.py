@@ -1,0 +1,86 @@
+"""Synthetic text chats for the LM's first stage: fresh sentences, asked and answered.
+
+The question-answer manifests hold 1,920 training sentences; a small LM memorizes
+them instead of learning to read a sentence and answer from it. The corpus grammar
+(data/corpus_text.py: template sentences and free word order, as the corpus mixes
+them) makes new sentences without end, and qa.py answers any question about any
+sentence, so the text stage can see every sentence once:
+    sentence -> (question type, train phrasing) -> chat with the sentence where the
+    audio will go -> answer.
+Item k is drawn from random.Random(seed, k), so the set is the same on every run and
+machine. The grammar is small enough to say most held-out template sentences again
+(1,806 of 57,600 draws were dev, test or far texts): sentences in `exclude` (the
+texts of the held-out manifests) are drawn again, so the LM never reads a held-out
+text. The `gender` question cannot be answered from text: its answers are drawn at
+random, which teaches the LM the question and that the text alone does not decide it.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from minispeech.data.corpus_text import free_sentence, sentence
+from minispeech.speechlm.qa import N_TRAIN_PHRASINGS, PHRASINGS, TRAIN_WEIGHTS, answer
+from minispeech.speechlm.tokenizer import ChatTokenizer
+
+FREE_FRACTION = 0.3  # the share of free-word-order sentences in the corpus's train
+
+
+def synthetic_chat(seed: int, index: int, exclude=frozenset()) -> dict:
+    """One chat: {"text", "prompt" (question), "answer", "question_type"}; its
+    sentence is never one of `exclude`."""
+    rng = random.Random(f"{seed}:{index}")
+    text = None
+    while text is None or text in exclude:
+        text = free_sentence(rng) if rng.random() < FREE_FRACTION else sentence(rng)
+    kinds = list(TRAIN_WEIGHTS)
+    kind = rng.choices(kinds, weights=[TRAIN_WEIGHTS[k] for k in kinds])[0]
+    question = rng.choice(PHRASINGS[kind][:N_TRAIN_PHRASINGS])
+    row = {"text": text, "gender": rng.choice(["male", "female"])}
+    return {
+        "text": text,
+        "prompt": question,
+        "answer": answer(row, kind),
+        "question_type": kind,
+    }
+
+
+class SyntheticChats(torch.utils.data.Dataset):
+    """`size` chats of new sentences, tokenized as QADataset's text-only items."""
+
+    def __init__(
+        self,
+        size: int,
+        tokenizer: ChatTokenizer,
+        prompt_format: str,
+        seed: int = 0,
+        exclude=frozenset(),
+    ):
+        if size < 1:
+            raise ValueError(f"synthetic: the number of chats must be >= 1, got {size}")
+        self.size, self.seed, self.exclude = int(size), int(seed), frozenset(exclude)
+        self.tokenizer, self.prompt_format = tokenizer, prompt_format
+
+    @property
+    def durations(self) -> list[float]:
+        """Every chat counts the same for the batch sampler."""
+        return [1.0] * self.size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict:
+        chat = synthetic_chat(self.seed, index, self.exclude)
+        user = self.prompt_format.replace("{question}", chat["prompt"])
+        ids = self.tokenizer.chat_prompt(user)
+        at = ids.index(self.tokenizer.audio_id)  # the sentence goes where audio will
+        words = self.tokenizer.encode(chat["text"])
+        return {
+            "prompt_ids": ids[:at] + words + ids[at + 1 :],
+            "answer_ids": self.tokenizer.answer_ids(chat["answer"]),
+            "answer": chat["answer"],
+            "type": chat["question_type"],
+            "id": f"synthetic-{self.seed}-{index}",
+        }

@@ -1,0 +1,310 @@
+"""SALMModel and TextLMModel: the splice, the answer-only loss, freezing and LoRA,
+batched answers, the silence ablation, the model file, and the errors a user meets.
+
+Tiny pieces built in a temporary folder: a CTC model file (one Conformer layer), a
+chat tokenizer and a TextLMModel trained for nothing on a QA manifest of random audio.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from minispeech.asr import CTCModel
+from minispeech.core.config import ConfigError
+from minispeech.data.manifest import ManifestError
+from minispeech.speechlm import SALMModel, TextLMModel, merge_lora
+from minispeech.speechlm.dataset import QADataset
+from minispeech.speechlm.scoring import majority_baseline, qa_metrics, qa_stats
+
+LABELS = list(" abcdefghijklmnopqrstuvwxyz'")
+QA = [
+    ("call bob at nine", "what name is mentioned", "bob", "name"),
+    ("call bob at nine", "what does the speaker say", "call bob at nine", "transcribe"),
+    ("the red car", "what colour is mentioned", "red", "colour"),
+    ("the red car", "what day is mentioned", "none", "day"),
+    ("send a message to nina on monday", "what day is mentioned", "monday", "day"),
+    (
+        "send a message to nina on monday",
+        "what is the last word",
+        "monday",
+        "last_word",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("salm")
+    rng = np.random.default_rng(0)
+    corpus, qa = [], []
+    for k, text in enumerate(dict.fromkeys(t for t, *_ in QA)):
+        wave = rng.standard_normal(4000 + 2000 * k).astype(np.float32) * 0.1
+        sf.write(root / f"u{k}.wav", wave, 16000)
+        corpus.append({"audio_filepath": f"u{k}.wav", "duration": len(wave) / 16000,
+                       "text": text})  # fmt: skip
+    by_text = {row["text"]: row for row in corpus}
+    for text, question, answer, qtype in QA:
+        row = by_text[text]
+        audio = {k: row[k] for k in ("audio_filepath", "duration")}
+        qa.append(
+            {**audio, "prompt": question, "answer": answer, "question_type": qtype}
+        )
+    for name, rows in (("corpus.jsonl", corpus), ("qa.jsonl", qa)):
+        (root / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ctc = {
+        "labels": LABELS,
+        "preprocessor": {"features": 16, "dither": 0.0},
+        "encoder": {"_target_": "minispeech.nn.ConformerEncoder", "feat_in": 16,
+                    "n_layers": 1, "d_model": 24, "n_heads": 2, "conv_kernel_size": 3},
+    }  # fmt: skip
+    CTCModel(ctc).save_to(root / "asr.nemo")
+    lm_cfg = {
+        "tokenizer": {"dir": str(root / "tok"), "vocab_size": 60,
+                      "train_manifest": str(root / "qa.jsonl")},
+        "train_ds": {"manifest_filepath": str(root / "qa.jsonl"),
+                     "transcripts_manifest": str(root / "corpus.jsonl")},
+        "lm": {"d_model": 32, "n_layers": 2, "n_heads": 2, "max_len": 128},
+        "generation": {"max_new_tokens": 6},
+    }  # fmt: skip
+    torch.manual_seed(0)
+    TextLMModel(lm_cfg).save_to(root / "lm.nemo")
+    return root
+
+
+def salm(files, **changes):
+    cfg = {
+        "asr_model": str(files / "asr.nemo"),
+        "lm_model": str(files / "lm.nemo"),
+        "adapter": {"reduction": "stack", "stride": 2, "d_model": 16, "n_layers": 1,
+                    "n_heads": 2, "conv_kernel_size": 3, "dropout": 0.0},
+        "generation": {"max_new_tokens": 6},
+        "test_ds": {"manifest_filepath": str(files / "qa.jsonl")},
+    }  # fmt: skip
+    torch.manual_seed(1)
+    return SALMModel({**cfg, **changes}).eval()
+
+
+def batch_of(model, files, rows=range(6)):
+    data = model.build_dataset({"manifest_filepath": str(files / "qa.jsonl")})
+    return model.collate([data[k] for k in rows])
+
+
+def test_splice_puts_the_frames_where_the_placeholder_was(files):
+    model = salm(files)
+    prompt = model.tokenizer.chat_prompt("<|audio|> what day is mentioned")
+    frames = torch.randn(5, model.lm.d_model)
+    spliced = model.splice(prompt, frames, [3, 4])
+    at = prompt.index(model.tokenizer.audio_id)
+    ids = torch.tensor(prompt[:at] + prompt[at + 1 :] + [3, 4])
+    plain = model.lm.embed(ids.unsqueeze(0)).squeeze(0)
+    assert spliced.shape == (len(prompt) - 1 + 5 + 2, model.lm.d_model)
+    torch.testing.assert_close(spliced[at : at + 5], frames)
+    torch.testing.assert_close(spliced[:at], plain[:at])
+    torch.testing.assert_close(spliced[at + 5 :], plain[at:])
+
+
+def test_loss_scores_the_answer_tokens_only(files):
+    model = salm(files)
+    batch = batch_of(model, files)
+    _, targets, scored = model(
+        batch["audio"], batch["audio_lens"], batch["prompt_ids"], batch["answer_ids"]
+    )
+    for b, answer in enumerate(batch["answer_ids"]):
+        assert targets[b][scored[b]].tolist() == answer  # answer + <|eos|>, in order
+    assert int(scored.sum()) == sum(len(a) for a in batch["answer_ids"])
+
+
+def test_only_the_adapter_trains_by_default_and_the_encoder_stays_in_eval(files):
+    model = salm(files).train()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("adapter.") for n in trainable)
+    assert not model.asr.training and model.adapter.training
+    loss = model.training_step(batch_of(model, files))["loss"]
+    loss.backward()
+    assert all(p.grad is None for p in model.lm.parameters())
+
+
+def test_lora_trains_and_merges_to_the_same_answers(files):
+    model = salm(files, lora={"rank": 4, "alpha": 8})
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in names) and any("lora_B" in n for n in names)
+    for name, p in model.named_parameters():  # make B non-zero: LoRA changes outputs
+        if "lora_B" in name:
+            p.data.normal_(0, 0.5)
+    batch = batch_of(model, files)
+    args = (
+        batch["audio"],
+        batch["audio_lens"],
+        batch["prompt_ids"],
+        batch["answer_ids"],
+    )
+    with torch.no_grad():
+        before = model(*args)[0]
+        merge_lora(model)
+        after = model(*args)[0]
+    torch.testing.assert_close(before, after, atol=1e-5, rtol=1e-5)
+
+
+def test_batched_answers_equal_one_by_one(files):
+    model = salm(files)
+    batch = batch_of(model, files)
+    with torch.no_grad():
+        together = model.answer_batch(
+            batch["audio"], batch["audio_lens"], batch["prompt_ids"]
+        )
+        alone = [
+            model.answer_batch(
+                batch["audio"][b : b + 1, : int(batch["audio_lens"][b])],
+                batch["audio_lens"][b : b + 1],
+                batch["prompt_ids"][b : b + 1],
+            )[0]
+            for b in range(len(together))
+        ]
+    assert together == alone
+
+
+def test_silence_ablation_ignores_the_recording(files):
+    model = salm(files, ablation="silence")
+    audio = torch.randn(2, 8000)
+    lens = torch.tensor([8000, 8000])
+    with torch.no_grad():
+        a, _ = model.perceive(audio, lens)
+        b, _ = model.perceive(torch.randn(2, 8000), lens)
+    torch.testing.assert_close(a, b)
+
+
+def test_model_file_roundtrip_and_evaluation(files, tmp_path):
+    model = salm(files)
+    path = model.save_to(tmp_path / "salm.nemo")
+    again = SALMModel.restore_from(path).eval()
+    waves = [str(files / "u0.wav"), str(files / "u1.wav")]
+    assert model.answer(waves, "what name is mentioned") == again.answer(
+        waves, "what name is mentioned"
+    )
+    batch = batch_of(again, files)
+    with torch.no_grad():
+        metrics = again.validation_metrics(again.validation_step(batch))
+    assert {"val_loss", "val_wer", "val_accuracy", "acc/day", "majority/day"} <= set(
+        metrics
+    )
+
+
+@pytest.mark.parametrize(
+    "question, match",
+    [
+        ("<|audio|> what day <|audio|>", "exactly one <|audio|> placeholder, found 2"),
+        ("<|audio|>", "no question"),
+        ("", "no question"),
+    ],
+)
+def test_bad_prompts_are_named(files, question, match):
+    model = salm(files)
+    with pytest.raises(ValueError, match=match):
+        model.answer([torch.zeros(4000)], question)
+
+
+def test_prompt_without_placeholder_is_refused_by_the_tokenizer(files):
+    model = salm(files)
+    with pytest.raises(ValueError, match="found 0"):
+        model.tokenizer.chat_prompt("what day is mentioned")
+
+
+def test_model_files_of_the_wrong_kind_are_config_errors(files):
+    with pytest.raises(ConfigError, match="asr_model: TextLMModel has no encoder"):
+        salm(files, asr_model=str(files / "lm.nemo"))
+    with pytest.raises(ConfigError, match="lm_model: not a TextLMModel"):
+        salm(files, lm_model=str(files / "asr.nemo"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        salm(files, asr_model=str(files / "missing.nemo"))
+
+
+def test_text_stage_puts_the_transcript_where_the_audio_goes(files):
+    lm = TextLMModel.restore_from(files / "lm.nemo")
+    data = QADataset(
+        files / "qa.jsonl", lm.tokenizer, text_only=True,
+        transcripts_manifest=files / "corpus.jsonl",
+    )  # fmt: skip
+    tok = lm.tokenizer
+    ids = data[2]["prompt_ids"]  # "the red car" / what colour is mentioned
+    assert tok.audio_id not in ids
+    assert tok.decode(ids) == tok.decode(
+        tok.encode("the red car what colour is mentioned")
+    )
+    batch = lm.collate([data[k] for k in range(6)])
+    loss = lm.training_step(batch)["loss"]
+    assert torch.isfinite(loss)
+
+
+def test_text_stage_without_a_transcript_names_the_line(files, tmp_path):
+    lm = TextLMModel.restore_from(files / "lm.nemo")
+    rows = [json.loads(x) for x in (files / "qa.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["question_type"] != "transcribe"]
+    for r in rows:
+        r["audio_filepath"] = str(files / r["audio_filepath"])
+    bad = tmp_path / "qa.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ManifestError, match=r"qa.jsonl:1: .*no transcript"):
+        QADataset(bad, lm.tokenizer, text_only=True)
+
+
+def test_scores_by_hand():
+    stats = qa_stats(
+        ["day", "day", "day", "transcribe", "gender"],
+        ["monday", "none", "none", "call bob", "female"],
+        ["Monday.", "none", "friday", "call rob", "male"],
+    )
+    metrics = qa_metrics(stats)
+    assert metrics["acc/day"] == pytest.approx(2 / 3)
+    assert metrics["acc/gender"] == 0.0
+    assert metrics["val_wer"] == pytest.approx(0.5)
+    assert metrics["val_accuracy"] == pytest.approx(2 / 4)
+    assert majority_baseline(stats["pairs"]) == {
+        "day": pytest.approx(2 / 3),
+        "gender": 1.0,
+    }
+    assert metrics["val_majority"] == pytest.approx((2 / 3 * 3 + 1.0) / 4)
+
+
+@pytest.mark.parametrize(
+    "prompt_format", ["{question}", "<|audio|> <|audio|> {question}", "<|audio|>"]
+)
+def test_prompt_format_needs_one_placeholder_and_the_question(files, prompt_format):
+    with pytest.raises(ConfigError, match="model.prompt_format"):
+        salm(files, prompt_format=prompt_format)
+
+
+def test_an_asr_file_of_another_width_is_refused_by_name(files, tmp_path):
+    model = salm(files)
+    path = model.save_to(tmp_path / "salm.nemo")
+    assert model.cfg["encoder_width"] == 24
+    wide = CTCModel.restore_from(files / "asr.nemo").cfg
+    wide["encoder"] = {**wide["encoder"], "d_model": 32}
+    CTCModel(wide).save_to(tmp_path / "wide.nemo")
+    with pytest.raises(ConfigError, match="32 wide.*expects encoder_width 24"):
+        salm(files, asr_model=str(tmp_path / "wide.nemo"), encoder_width=24)
+    assert SALMModel.restore_from(path).cfg["encoder_width"] == 24
+
+
+def test_the_encoder_cache_changes_nothing_but_the_work(files):
+    model = salm(files)
+    batch = batch_of(model, files)
+    args = (
+        batch["audio"],
+        batch["audio_lens"],
+        batch["prompt_ids"],
+        batch["answer_ids"],
+    )
+    with torch.no_grad():
+        plain = model(*args)[0]
+        cached = model(*args, batch["keys"])[0]  # fills the cache (3 recordings)
+        assert len(model.encoder_cache) == 3
+        again = model(*args, batch["keys"])[0]  # from the cache
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again, cached)
+    model.ablation = "silence"  # never cached: the silence is encoded each time
+    with torch.no_grad():
+        silent = model(*args, batch["keys"])[0]
+    assert not torch.allclose(silent, plain)

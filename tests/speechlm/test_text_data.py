@@ -1,0 +1,40 @@
+"""Synthetic text chats for the LM's first stage: reproducible, answered by the QA
+rules, never a held-out sentence, tokenized like the manifest's text-only items."""
+
+import pytest
+
+from minispeech.speechlm.qa import N_TRAIN_PHRASINGS, PHRASINGS, answer
+from minispeech.speechlm.text_data import SyntheticChats, synthetic_chat
+from minispeech.speechlm.tokenizer import ChatTokenizer
+
+
+def test_chats_are_reproducible_and_answered_by_the_qa_rules():
+    chats = [synthetic_chat(3, k) for k in range(200)]
+    assert chats == [synthetic_chat(3, k) for k in range(200)]
+    assert chats != [synthetic_chat(4, k) for k in range(200)]
+    for chat in chats:
+        kind = chat["question_type"]
+        assert chat["prompt"] in PHRASINGS[kind][:N_TRAIN_PHRASINGS]
+        if kind != "gender":
+            assert chat["answer"] == answer({"text": chat["text"]}, kind)
+    assert len({chat["question_type"] for chat in chats}) == len(PHRASINGS)
+
+
+def test_excluded_sentences_are_drawn_again():
+    texts = {synthetic_chat(0, k)["text"] for k in range(50)}
+    redrawn = [synthetic_chat(0, k, exclude=texts)["text"] for k in range(50)]
+    assert not texts & set(redrawn)
+
+
+def test_items_put_the_sentence_where_the_audio_goes(tmp_path):
+    texts = [synthetic_chat(0, k)["text"] for k in range(300)]
+    tok = ChatTokenizer.train(texts + ["what is the first word"], tmp_path, 80)
+    data = SyntheticChats(10, tok, "<|audio|> {question}", seed=0)
+    item, chat = data[4], synthetic_chat(0, 4)
+    assert tok.audio_id not in item["prompt_ids"]
+    words = tok.encode(chat["text"])
+    at = 2  # after <|bos|><|user|>
+    assert item["prompt_ids"][at : at + len(words)] == words
+    assert item["answer_ids"] == tok.encode(chat["answer"]) + [tok.eos_id]
+    with pytest.raises(ValueError, match=">= 1"):
+        SyntheticChats(0, tok, "<|audio|> {question}")
