@@ -114,6 +114,7 @@ class QADataset(torch.utils.data.Dataset):
             "answer_ids": self.answers[index],
             "answer": row["answer"],
             "type": row.get("question_type", "qa"),
+            "phrasing": row.get("phrasing", "train"),
             "id": f"{os.path.basename(row['audio_filepath'])}#{index}",
         }
         if not self.text_only:

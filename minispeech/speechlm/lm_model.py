@@ -169,7 +169,7 @@ class TextLMModel(SpeechModel):
         hyps = answer_from_embeds(
             self.lm, self.tokenizer, [e.to(device) for e in embeds], self.gen_cfg
         )
-        stats = qa_stats(batch["type"], batch["answer"], hyps)
+        stats = qa_stats(batch["type"], batch["answer"], hyps, batch["phrasing"])
         n = len(hyps)
         return {**stats, "loss_sum": loss * n, "count": n}
 

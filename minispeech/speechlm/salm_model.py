@@ -231,7 +231,7 @@ class SALMModel(SpeechModel):
         hyps = self.answer_batch(
             batch["audio"], batch["audio_lens"], batch["prompt_ids"]
         )
-        stats = qa_stats(batch["type"], batch["answer"], hyps)
+        stats = qa_stats(batch["type"], batch["answer"], hyps, batch["phrasing"])
         return {**stats, "loss_sum": loss * len(hyps), "count": len(hyps)}
 
     def validation_metrics(self, stats: dict) -> dict:

@@ -3,7 +3,8 @@
 `transcribe` answers are scored by word error rate (metrics/wer.py); every other type
 by exact match of the normalized answer (lowercase, single spaces, no trailing
 punctuation). Validation stats are sums per type (`correct/TYPE`, `count/TYPE`,
-`word_errors`, `words`) plus the list of (type, reference) pairs, from which the
+`word_errors`, `words`; those of held-out phrasings prefixed "heldout:") plus the list
+of (type, reference) pairs, from which the
 majority-answer baseline of the scored set is computed: the accuracy of always
 answering a type's most frequent answer, the floor a model that ignores the audio
 reaches.
@@ -24,8 +25,23 @@ def normalize(answer: str) -> str:
     return " ".join(answer.lower().split()).rstrip(".?!").strip()
 
 
-def qa_stats(types: Sequence[str], refs: Sequence[str], hyps: Sequence[str]) -> dict:
-    """Summable counts for one batch of answers."""
+HELDOUT = "heldout:"  # the prefix of the stats of held-out phrasings
+
+
+def qa_stats(types, refs, hyps, phrasings=None) -> dict:
+    """Summable counts for one batch of answers; the rows whose phrasing is
+    "heldout" are counted apart (keys prefixed "heldout:")."""
+    phrasings = phrasings or ["train"] * len(types)
+    stats = {}
+    for held in (False, True):
+        keep = [k for k, p in enumerate(phrasings) if (p == "heldout") == held]
+        if keep:
+            part = _counts(*([x[k] for k in keep] for x in (types, refs, hyps)))
+            stats.update({(HELDOUT if held else "") + k: v for k, v in part.items()})
+    return stats
+
+
+def _counts(types: Sequence[str], refs: Sequence[str], hyps: Sequence[str]) -> dict:
     stats: dict = {"pairs": [f"{t}\t{normalize(r)}" for t, r in zip(types, refs)]}
     spoken = [k for k, t in enumerate(types) if t == TRANSCRIBE]
     if spoken:
@@ -55,7 +71,17 @@ def majority_baseline(pairs: Sequence[str]) -> dict[str, float]:
 
 def qa_metrics(stats: dict) -> dict:
     """val_wer (transcribe prompts), val_accuracy (all other questions together),
-    acc/TYPE per type, majority/TYPE and val_majority (the no-audio floor)."""
+    acc/TYPE per type, majority/TYPE and val_majority (the no-audio floor), on the
+    trained phrasings; the same prefixed "heldout_" for the held-out phrasings."""
+    metrics = _metrics({k: v for k, v in stats.items() if not k.startswith(HELDOUT)})
+    held = {k[len(HELDOUT) :]: v for k, v in stats.items() if k.startswith(HELDOUT)}
+    if held:
+        for name, value in _metrics(held).items():
+            metrics["heldout_" + name.removeprefix("val_")] = value
+    return metrics
+
+
+def _metrics(stats: dict) -> dict:
     metrics = {}
     if stats.get("words"):
         metrics["val_wer"] = stats["word_errors"] / stats["words"]

@@ -82,5 +82,6 @@ class SyntheticChats(torch.utils.data.Dataset):
             "answer_ids": self.tokenizer.answer_ids(chat["answer"]),
             "answer": chat["answer"],
             "type": chat["question_type"],
+            "phrasing": "train",
             "id": f"synthetic-{self.seed}-{index}",
         }

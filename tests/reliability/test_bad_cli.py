@@ -26,6 +26,7 @@ from minispeech.asr.aed_model import AEDModel
 from minispeech.asr.aed_tokenizer import build_aggregate_tokenizer
 from minispeech.cli import VERBS, main
 from minispeech.speaker import SpeakerModel
+from minispeech.speechlm import SALMModel, TextLMModel
 from minispeech.tts.fastpitch_model import FastPitchModel
 
 SHOW = os.environ.get("SHOW_ERRORS")  # print each message (to read them all)
@@ -108,6 +109,7 @@ def world(tmp_path_factory) -> Path:
         root / "aed.nemo"
     )
     shutil.rmtree(root / "agg")  # the model file holds its tokenizer
+    make_speechlm(root)
     (root / "corrupt.nemo").write_bytes(b"not a tar archive " * 64)
     data = (root / "ctc.nemo").read_bytes()
     (root / "truncated.nemo").write_bytes(data[: len(data) // 2])
@@ -162,6 +164,29 @@ def world(tmp_path_factory) -> Path:
     (root / "train.yaml").write_text(yaml.safe_dump(train))
     (root / "broken.yaml").write_text("model:\n  labels: [a, b\n")
     return root
+
+
+def make_speechlm(root: Path) -> None:
+    """salm.nemo on ctc.nemo's encoder (width 16) and a tiny chat LM; ctc_wide.nemo, a
+    CTC file of another width; qa.jsonl, one question about a.wav."""
+    qa = {"audio_filepath": "a.wav", "duration": 1.0, "prompt": "what day is it",
+          "answer": "go left", "question_type": "transcribe"}  # fmt: skip
+    jsonl(root / "qa.jsonl", [qa])
+    lm = TextLMModel({
+        "tokenizer": {"dir": str(root / "chat"), "vocab_size": 30,
+                      "train_manifest": str(root / "qa.jsonl")},
+        "lm": {"d_model": 16, "n_layers": 1, "n_heads": 2},
+    })  # fmt: skip
+    lm.save_to(root / "chat_lm.nemo")
+    shutil.rmtree(root / "chat")
+    CTCModel({**CTC, "encoder": {**CTC["encoder"], "d_model": 24}}).save_to(
+        root / "ctc_wide.nemo"
+    )
+    files = {
+        "asr_model": str(root / "ctc.nemo"),
+        "lm_model": str(root / "chat_lm.nemo"),
+    }
+    SALMModel({**files, "adapter": {"n_layers": 0}}).save_to(root / "salm.nemo")
 
 
 def snapshot(root: Path) -> dict:
@@ -563,6 +588,23 @@ CASES = {
     "synthesize-out-not-wav": (
         ["synthesize", "{w}/fastpitch.nemo", "--text", "go", "--out", "{w}/x.mp3"],
         ["--out", "x.mp3", ".wav"],
+    ),
+    # ask a SpeechLM
+    "ask-two-placeholders": (
+        ["ask", "{w}/salm.nemo", "{w}/a.wav", "<|audio|> what day <|audio|>"],
+        ["exactly one <|audio|> placeholder, found 2"],
+    ),
+    "ask-empty-question": (
+        ["ask", "{w}/salm.nemo", "{w}/a.wav", "  "],
+        ["question is empty"],
+    ),
+    "ask-an-asr-model": (
+        ["ask", "{w}/ctc.nemo", "{w}/a.wav", "what day is it"],
+        ["ctc.nemo", "not a SpeechLM"],
+    ),
+    "evaluate-speechlm-on-an-encoder-of-another-width": (
+        ["evaluate", "{w}/salm.nemo", "{w}/qa.jsonl", "asr_model={w}/ctc_wide.nemo"],
+        ["asr_model", "24 wide", "encoder_width 16"],
     ),
     # the verb itself
     "unknown-verb": (["trian", "x.yaml"], ["unknown verb 'trian'", "'train'"]),

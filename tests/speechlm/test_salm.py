@@ -308,3 +308,16 @@ def test_the_encoder_cache_changes_nothing_but_the_work(files):
     with torch.no_grad():
         silent = model(*args, batch["keys"])[0]
     assert not torch.allclose(silent, plain)
+
+
+def test_held_out_phrasings_are_scored_apart():
+    stats = qa_stats(
+        ["day", "day", "transcribe", "transcribe"],
+        ["monday", "none", "call bob", "call bob"],
+        ["monday", "friday", "call bob", "call rob"],
+        ["train", "heldout", "train", "heldout"],
+    )
+    metrics = qa_metrics(stats)
+    assert metrics["val_accuracy"] == 1.0 and metrics["heldout_accuracy"] == 0.0
+    assert metrics["val_wer"] == 0.0 and metrics["heldout_wer"] == 0.5
+    assert metrics["acc/day"] == 1.0 and metrics["heldout_acc/day"] == 0.0

@@ -1,0 +1,300 @@
+"""NeMo and minispeech timed in the same run, on the same shapes and the same inputs.
+
+Each benchmark builds both models (benchmarks/nemo_shapes.py: NeMo's weights copied into
+minispeech, so the architectures are proven equal), then calls NeMo and minispeech in
+turn, A B A B ..., so that load from other processes hits both alike. It prints the
+median of each side, the ratio minispeech / NeMo (below 1: minispeech is faster) and the
+1-minute load average before and after. Without NeMo it says so and times minispeech
+alone. Nothing here is a number measured elsewhere.
+
+- train_ctc: Conformer-CTC small (13.0 M), batch 8 x 4 s, SpecAugment on, AdamW;
+  a step is forward, loss, backward, optimizer step.
+- train_rnnt: FastConformer-Transducer small (13.6 M), same batch, RNN-T loss.
+- infer: real-time factor (compute time / audio time) of greedy transcription, eval
+  mode, no_grad, batch 1 and 16, for each family.
+- profile: one minispeech Conformer-CTC train step by module (torch.profiler).
+
+    bash benchmarks/nemo_env.sh            # once: NeMo + minispeech in one venv
+    benchmarks/out/nemo-venv/bin/python benchmarks/side_by_side.py [--steps 10]
+    python benchmarks/side_by_side.py --quick --only train_ctc   # 2 steps, smoke test
+
+Expected: about 5 minutes on 2 CPU cores with the defaults (10 steps); the --quick run
+takes about 1.5 minutes. NeMo's default RNN-T loss on CPU (warprnnt_numba) is most of
+NeMo's transducer step.
+"""
+
+import argparse
+import os
+import time
+import warnings
+from functools import partial
+from importlib.metadata import version
+
+import nemo_shapes as shapes
+import torch
+from common import median_ms
+from torch.profiler import ProfilerActivity, profile, record_function
+
+BENCHMARKS = ("train_ctc", "train_rnnt", "infer", "profile")
+N_VOCAB = 28  # the recipes' characters; blank is index 28
+N_LABELS = 48  # 12 characters per second of the 4 s audio
+LABELS = {"ctc": "Conformer-CTC small", "rnnt": "FastConformer-RNNT small"}
+
+
+def import_nemo():
+    """NeMo's ASR model classes, or None when NeMo is not installed here."""
+    try:
+        from nemo.collections.asr import models
+        from nemo.utils import logging
+    except ImportError:
+        return None
+    logging.setLevel(logging.ERROR)
+    print(f"NeMo {version('nemo_toolkit')} and minispeech, alternating step by step")
+    return models
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def report(rows: list, name: str, unit: str, times: dict, load_before: float) -> None:
+    """Append a row to the summary table: time per side, ratio, load."""
+    nemo, ours = times.get("NeMo"), times["minispeech"]
+    ratio = f"{ours / nemo:.2f}" if nemo else "-"
+    nemo_cell = f"{nemo:.3f}" if nemo else "not installed"
+    rows.append(
+        f"| {name:<45} | {unit:<7} | {nemo_cell:>13} | {ours:10.3f} | {ratio:>6} "
+        f"| {load_before:4.2f} -> {load():4.2f} |"
+    )
+
+
+def bench_train(name: str, nemo_models, args, rows: list) -> None:
+    label = LABELS[name]
+    nemo, ours = shapes.build_pair(name, nemo_models)
+    print(shapes.describe_params(label, nemo, ours))
+    batch = shapes.make_batch(8, args.seconds, N_LABELS, N_VOCAB, seed=1)
+    fns = {}
+    if nemo is not None:
+        fns["NeMo"] = shapes.train_step(
+            nemo, lambda: shapes.nemo_loss(nemo, batch, name)
+        )
+    fns["minispeech"] = shapes.train_step(
+        ours, lambda: ours.training_step(batch)["loss"]
+    )
+    before = load()
+    times = median_ms(fns, args.steps, warmup=args.warmup)
+    seconds = {side: ms / 1e3 for side, ms in times.items()}
+    report(
+        rows, f"{label} train step, B8 x {args.seconds:g} s", "s/step", seconds, before
+    )
+
+
+def bench_infer(nemo_models, args, rows: list) -> None:
+    for name, label in LABELS.items():
+        nemo, ours = shapes.build_pair(name, nemo_models)
+        for model in filter(None, (nemo, ours)):
+            model.eval()
+        if name == "rnnt":
+            probe = shapes.make_batch(4, args.seconds, N_LABELS, N_VOCAB, seed=3)
+            rate = shapes.calibrate_blank(ours, nemo, probe)
+            print(f"{label}: blank bias raised, greedy emits {rate:.2f} labels/frame")
+        for n in (1, 16):
+            batch = shapes.make_batch(n, args.seconds, N_LABELS, N_VOCAB, seed=2)
+            audio, lens = batch["audio"], batch["audio_lens"]
+            fns = {}
+            if nemo is not None:
+                fns["NeMo"] = partial(shapes.nemo_transcribe, nemo, audio, lens, name)
+            fns["minispeech"] = partial(ours.decode, audio, lens)
+            with torch.no_grad():
+                texts = {side: fn() for side, fn in fns.items()}
+                before = load()
+                times = median_ms(fns, args.steps, warmup=args.warmup)
+            if nemo is not None:
+                same = texts["NeMo"] == texts["minispeech"]
+                print(f"{label} B{n}: same transcripts on both sides: {same}")
+            rtf = {side: ms / 1e3 / (n * args.seconds) for side, ms in times.items()}
+            report(
+                rows, f"{label} greedy, B{n} x {args.seconds:g} s", "RTF", rtf, before
+            )
+
+
+# ---------------------------------------------------------------- profile
+FRONT, ATTENTION = "front end (mel, SpecAugment)", "attention (+ norm, rel. positions)"
+CONV, FEED_FORWARD = "convolution module (+ norm)", "feed-forward (+ norms)"
+LOSS, ENGINE, OPTIM = "head, log-softmax, CTC loss", "autograd engine", "AdamW"
+TOP_GROUPS = {  # CTCModel module -> group
+    "preprocessor": FRONT,
+    "spec_augment": FRONT,
+    "encoder.pre_encode": "subsampling",
+    "encoder.pos_enc": ATTENTION,
+    "head": LOSS,
+}
+LAYER_GROUPS = {  # a ConformerLayer's child -> group; the rest of the layer: residuals
+    **dict.fromkeys(("norm_self_att", "self_attn"), ATTENTION),
+    **dict.fromkeys(("norm_conv", "conv"), CONV),
+    **dict.fromkeys(
+        ("norm_feed_forward1", "feed_forward1", "norm_feed_forward2", "feed_forward2"),
+        FEED_FORWARD,
+    ),
+}
+
+
+def group_of(name: str) -> str | None:
+    parts = name.split(".")
+    if name.startswith("encoder.layers.") and len(parts) == 3:
+        return "residuals, dropout, out norm"
+    if name.startswith("encoder.layers.") and len(parts) == 4:
+        return LAYER_GROUPS.get(parts[3])
+    return TOP_GROUPS.get(name)
+
+
+def add_scopes(model) -> list:
+    """Forward hooks that open a record_function named after each module's group
+    (only here, in the benchmark; the package has no hooks)."""
+    handles, stack = [], []
+
+    def enter(label):
+        def pre_hook(module, inputs):
+            stack.append(record_function("group::" + label))
+            stack[-1].__enter__()
+
+        return pre_hook
+
+    def leave(module, inputs, output):
+        stack.pop().__exit__(None, None, None)
+
+    for name, module in model.named_modules():
+        if (label := group_of(name)) is not None:
+            handles.append(module.register_forward_pre_hook(enter(label)))
+            handles.append(module.register_forward_hook(leave))
+    return handles
+
+
+def innermost_group(event) -> str | None:
+    parent = event.cpu_parent
+    while parent is not None and not parent.name.startswith("group::"):
+        parent = parent.cpu_parent
+    return parent.name[len("group::") :] if parent is not None else None
+
+
+def breakdown(events) -> dict:
+    """Group -> [forward ms, backward ms]. Forward: each group's scope time less the
+    scopes nested in it. Backward: each autograd node's time goes to the group whose
+    forward op made it (the profiler gives both the same sequence number; an op that
+    makes no node records the next node's number, so the last op to carry a number,
+    in start order, is the one that made it)."""
+    table, seq_group = {}, {}
+    for e in sorted(events, key=lambda e: e.time_range.start):
+        ms = e.time_range.elapsed_us() / 1e3
+        if e.name.startswith("group::"):
+            table.setdefault(e.name[len("group::") :], [0.0, 0.0])[0] += ms
+            if (outer := innermost_group(e)) is not None:
+                table.setdefault(outer, [0.0, 0.0])[0] -= ms
+        elif e.name.startswith("autograd::engine::evaluate_function"):
+            group = seq_group.get(e.sequence_nr, ENGINE)
+            table.setdefault(group, [0.0, 0.0])[1] += ms
+        elif e.sequence_nr >= 0 and (group := innermost_group(e)) is not None:
+            seq_group[e.sequence_nr] = group
+    return table
+
+
+def profile_step(args) -> None:
+    _, model = shapes.build_pair("ctc", None)
+    batch = shapes.make_batch(8, args.seconds, N_LABELS, N_VOCAB, seed=1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.training_step(batch)["loss"].backward()  # warm-up: allocations, and
+    optimizer.step()  # AdamW's state, so that the profiled step is a steady one
+    optimizer.zero_grad(set_to_none=True)
+    handles = add_scopes(model)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        with record_function("group::" + LOSS):  # what no module claims: the loss
+            loss = model.training_step(batch)["loss"]
+        with record_function("phase::backward"):
+            loss.backward()
+        with record_function("group::" + OPTIM):
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        wall_ms = (time.perf_counter() - start) * 1e3
+    for handle in handles:
+        handle.remove()
+    table = breakdown(prof.events())
+    backward_ms = sum(
+        e.time_range.elapsed_us() / 1e3
+        for e in prof.events()
+        if e.name == "phase::backward"
+    )
+    engine = table.setdefault(ENGINE, [0.0, 0.0])
+    engine[1] += backward_ms - sum(row[1] for row in table.values())  # between nodes
+    print_profile(table, wall_ms)
+
+
+def print_profile(table: dict, wall_ms: float) -> None:
+    total = sum(sum(row) for row in table.values())
+    print(
+        "\nminispeech Conformer-CTC small, one train step by module (torch.profiler, "
+        "CPU).\nMethod: forward hooks (benchmark only) open a record_function per "
+        "module group;\nforward time = the group's scopes less the scopes nested in "
+        "them; backward time =\neach autograd node's time, given to the group whose "
+        "forward op made it (same\nsequence number). The profiler adds per-op "
+        f"overhead: this step took {wall_ms:.0f} ms."
+    )
+    print(f"| {'group':<36} | fwd/step ms | backward ms | total ms |     % |")
+    print(f"|{'-' * 38}|------------:|------------:|---------:|------:|")
+    for group, (fwd, bwd) in sorted(table.items(), key=lambda kv: -sum(kv[1])):
+        print(
+            f"| {group:<36} | {fwd:11.1f} | {bwd:11.1f} | {fwd + bwd:8.1f} "
+            f"| {100 * (fwd + bwd) / total:5.1f} |"
+        )
+    print(f"| {'sum':<36} |             |             | {total:8.1f} | 100.0 |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed first steps")
+    parser.add_argument("--only", choices=BENCHMARKS, action="append")
+    parser.add_argument("--quick", action="store_true", help="2 steps, 1 warm-up")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=4.0, help="utterance length")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.warmup = 2, 1
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    start_load, nemo_models = load(), import_nemo()
+    if nemo_models is None:
+        print(
+            "NeMo is not installed in this Python: timing minispeech alone. For both, "
+            "run\n  bash benchmarks/nemo_env.sh && "
+            "benchmarks/out/nemo-venv/bin/python benchmarks/side_by_side.py"
+        )
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} cores, "
+        f"median of {args.steps} after {args.warmup} warm-up; load {start_load:.2f}"
+    )
+    rows, only = [], args.only or BENCHMARKS
+    if "train_ctc" in only:
+        bench_train("ctc", nemo_models, args, rows)
+    if "train_rnnt" in only:
+        bench_train("rnnt", nemo_models, args, rows)
+    if "infer" in only:
+        bench_infer(nemo_models, args, rows)
+    if rows:
+        print(
+            f"\n| {'benchmark':<45} | unit    |          NeMo | minispeech |  ratio |"
+            " load (1 min) |"
+        )
+        print(
+            f"|{'-' * 47}|---------|--------------:|-----------:|-------:|"
+            "--------------|"
+        )
+        print("\n".join(rows))
+        print("ratio = minispeech / NeMo (below 1: minispeech is faster)")
+    if "profile" in only:
+        profile_step(args)
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
