@@ -2,7 +2,8 @@
 # # 09 · Attention encoder-decoder ASR: one model, told what to write by a prompt
 #
 # **Expected time:** about 3 minutes on 2 CPU cores with the default 300 training steps
-# (`MINISPEECH_TUTORIAL_STEPS=20` makes it a quick smoke run, as the test suite does).
+# (measured: 2.5 min; `MINISPEECH_TUTORIAL_STEPS=20` makes it a quick smoke run, as the
+# test suite does).
 # **Result:** a small Canary-style model (FastConformer encoder + Transformer decoder)
 # trained briefly: its prompt, teacher forcing, where the decoder looks in the audio
 # while it writes (a cross-attention map), greedy against beam search, and the spoken
