@@ -88,16 +88,12 @@ class QADataset(torch.utils.data.Dataset):
     def prompt_ids(self, row: dict) -> list[int]:
         """The chat prompt of a row (the transcript in place of the audio when
         text_only)."""
-        ids = self.tokenizer.chat_prompt(
-            format_prompt(self.prompt_format, row["prompt"])
-        )
+        prompt = format_prompt(self.prompt_format, row["prompt"])
         if not self.text_only:
-            return ids
+            return self.tokenizer.chat_prompt(prompt)
         if row["audio_filepath"] not in self.heard:
             raise KeyError("no transcript of this recording (text-only stage)")
-        at = ids.index(self.tokenizer.audio_id)
-        words = self.tokenizer.encode(self.heard[row["audio_filepath"]])
-        return ids[:at] + words + ids[at + 1 :]
+        return self.tokenizer.text_prompt(prompt, self.heard[row["audio_filepath"]])
 
     @property
     def durations(self) -> list[float]:

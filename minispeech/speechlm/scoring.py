@@ -12,10 +12,10 @@ reaches.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 from minispeech.metrics import word_errors
+from minispeech.speechlm.qa import majority_baseline as qa_majority
 
 TRANSCRIBE = "transcribe"
 
@@ -57,14 +57,12 @@ def _counts(types: Sequence[str], refs: Sequence[str], hyps: Sequence[str]) -> d
 
 
 def majority_baseline(pairs: Sequence[str]) -> dict[str, float]:
-    """type -> accuracy of always giving that type's most frequent answer."""
-    by_type: dict[str, Counter] = {}
-    for pair in pairs:
-        qtype, answer = pair.split("\t", 1)
-        by_type.setdefault(qtype, Counter())[answer] += 1
+    """type -> accuracy of always giving that type's most frequent answer (qa.py's
+    rule), from "type<TAB>answer" pairs; transcription has no majority answer."""
+    rows = [dict(zip(("question_type", "answer"), p.split("\t", 1))) for p in pairs]
     return {
-        qtype: counts.most_common(1)[0][1] / sum(counts.values())
-        for qtype, counts in by_type.items()
+        qtype: accuracy
+        for qtype, (_, accuracy) in qa_majority(rows).items()
         if qtype != TRANSCRIBE
     }
 

@@ -22,6 +22,7 @@ import random
 import torch
 
 from minispeech.data.corpus_text import free_sentence, sentence
+from minispeech.speechlm.dataset import format_prompt
 from minispeech.speechlm.qa import N_TRAIN_PHRASINGS, PHRASINGS, TRAIN_WEIGHTS, answer
 from minispeech.speechlm.tokenizer import ChatTokenizer
 
@@ -73,12 +74,9 @@ class SyntheticChats(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         chat = synthetic_chat(self.seed, index, self.exclude)
-        user = self.prompt_format.replace("{question}", chat["prompt"])
-        ids = self.tokenizer.chat_prompt(user)
-        at = ids.index(self.tokenizer.audio_id)  # the sentence goes where audio will
-        words = self.tokenizer.encode(chat["text"])
+        user = format_prompt(self.prompt_format, chat["prompt"])
         return {
-            "prompt_ids": ids[:at] + words + ids[at + 1 :],
+            "prompt_ids": self.tokenizer.text_prompt(user, chat["text"]),
             "answer_ids": self.tokenizer.answer_ids(chat["answer"]),
             "answer": chat["answer"],
             "type": chat["question_type"],

@@ -81,6 +81,13 @@ class ChatTokenizer:
         head = [self.special["<|bos|>"], self.special["<|user|>"]]
         return head + before + [self.audio_id] + after + [self.special["<|assistant|>"]]
 
+    def text_prompt(self, prompt: str, text: str) -> list[int]:
+        """`chat_prompt` with the words of `text` where the <|audio|> id was (the
+        text-only stage: a transcript stands in for the recording)."""
+        ids = self.chat_prompt(prompt)
+        at = ids.index(self.audio_id)
+        return ids[:at] + self.encode(text) + ids[at + 1 :]
+
     def answer_ids(self, answer: str) -> list[int]:
         """The assistant turn: answer ids + <|eos|>."""
         return self.encode(answer) + [self.eos_id]
