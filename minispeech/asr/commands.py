@@ -46,6 +46,11 @@ def add_decoding_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lm-beta", type=float, help="word insertion bonus (default 1.0)"
     )
+    parser.add_argument(
+        "--lexicon",
+        action="store_true",
+        help="with --lm: the beam spells only the LM's words (decoding.lexicon)",
+    )
 
 
 def decoding_overrides(args: argparse.Namespace) -> list[str]:
@@ -62,6 +67,10 @@ def decoding_overrides(args: argparse.Namespace) -> list[str]:
     for name in ("lm_alpha", "lm_beta"):
         if getattr(args, name) is not None:
             overrides.append(f"decoding.{name}={getattr(args, name)}")
+    if getattr(args, "lexicon", False):
+        if not args.lm:
+            raise CommandError("--lexicon: the lexicon is the --lm's words; give --lm")
+        overrides.append("decoding.lexicon=true")
     return overrides
 
 

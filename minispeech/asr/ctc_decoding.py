@@ -23,11 +23,16 @@ Differences from the paper:
   A_prev" lines then add nothing.
 - At the end the unfinished last word and </s> are scored by the LM, and
   SentencePiece pieces that start with "\u2581" also complete the previous word.
+- Optional lexicon constraint (as the lexicon-based decoders of Collobert et al.
+  2016, "Wav2Letter", arXiv:1609.03193, and of flashlight): a prefix survives only
+  while its unfinished word is the beginning of a lexicon word and every completed
+  word is in the lexicon, so the search spells only known words. With a closed
+  vocabulary this turns most misspellings into the nearest known word.
 """
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 
@@ -86,13 +91,15 @@ def ctc_prefix_beam_search(
     beta: float = 1.0,
     token_to_text: Sequence[str] | None = None,
     token_min_logp: float = -10.0,
+    lexicon: Iterable[str] | None = None,
 ) -> list[list[int]]:
     """Best label sequence of each item; log_probs (B,T,V) or (T,V) (a batch of one).
 
     lm: an object with score(word, context) -> ln p (e.g. NGramLM), weighted by alpha,
-    with a bonus beta per word (both only apply with an LM). It needs token_to_text,
-    the text of every token id: " " separates words and a piece that starts with
-    "\u2581" starts one. Items are decoded one at a time.
+    with a bonus beta per word (beta applies with an LM or a lexicon). lexicon: the
+    only words the search may spell (with or without an LM). Both need
+    token_to_text, the text of every token id: " " separates words and a piece that
+    starts with "\u2581" starts one. Items are decoded one at a time.
     """
     if log_probs.ndim == 2:
         log_probs = log_probs[None]  # (1,T,V)
@@ -109,12 +116,26 @@ def ctc_prefix_beam_search(
         beta=beta,
         token_to_text=token_to_text,
         token_min_logp=token_min_logp,
+        lexicon=None if lexicon is None else frozenset(lexicon),
     )
     best = []
     for b in range(n_batch):
         hyps = ctc_prefix_beam_search_single(log_probs[b, : lens[b]], **options)
-        best.append(list(hyps[0].tokens))
+        tokens = hyps[0].tokens
+        if hyps[0].score == -math.inf and lexicon is not None:
+            tokens = _drop_unfinished_word(tokens, token_to_text)
+        best.append(list(tokens))
     return best
+
+
+def _drop_unfinished_word(tokens: tuple, token_to_text: Sequence[str]) -> tuple:
+    """The tokens before the last word's start: when every hypothesis of a lexicon
+    search ends inside a word (too few frames to finish one), its completed words."""
+    for i in range(len(tokens) - 1, -1, -1):
+        piece = token_to_text[tokens[i]]
+        if piece == " " or piece.startswith((" ", _SP_SPACE)):
+            return tokens[: i + 1] if piece == " " else tokens[:i]
+    return ()
 
 
 def ctc_prefix_beam_search_single(
@@ -126,6 +147,7 @@ def ctc_prefix_beam_search_single(
     beta: float = 1.0,
     token_to_text: Sequence[str] | None = None,
     token_min_logp: float = -10.0,
+    lexicon: Iterable[str] | None = None,
 ) -> list[BeamHypothesis]:
     """Hannun et al. Algorithm 1 on one utterance, log_probs (T,V) -> the final beam,
     best first."""
@@ -133,9 +155,9 @@ def ctc_prefix_beam_search_single(
         raise ValueError(f"log_probs must be (T,V), got {tuple(log_probs.shape)}")
     if beam_width < 1:
         raise ValueError(f"beam_width must be >= 1, got {beam_width}")
-    if lm is not None and token_to_text is None:
-        raise ValueError("shallow fusion with an LM needs token_to_text")
-    words = _WordScorer(lm, token_to_text, alpha, beta)
+    if (lm is not None or lexicon is not None) and token_to_text is None:
+        raise ValueError("an LM or a lexicon needs token_to_text")
+    words = _WordScorer(lm, token_to_text, alpha, beta, lexicon)
     frames = log_probs.detach().double().cpu()
     top_k = min(beam_width + 1, frames.shape[1])  # +1: the blank may be among them
     top_logp, top_ids = frames.topk(top_k, dim=-1)  # (T,k)
@@ -181,43 +203,63 @@ def _logsumexp(*terms: float) -> float:
 
 
 class _WordScorer:
-    """LM state of each prefix: completed words, the unfinished word, their LM score."""
+    """Word state of each prefix: completed words, the unfinished word, their LM
+    score, and whether the lexicon (if any) still allows the prefix."""
 
-    def __init__(self, lm, token_to_text, alpha: float, beta: float):
+    def __init__(self, lm, token_to_text, alpha: float, beta: float, lexicon=None):
         self.lm, self.token_to_text = lm, token_to_text
         self.alpha, self.beta = alpha, beta
-        self.states = {(): ((), "", 0.0)}  # prefix -> (words, partial word, ln p_LM)
+        self.lexicon = None if lexicon is None else frozenset(lexicon)
+        self.starts = None  # every beginning of a lexicon word, "" included
+        if self.lexicon is not None:
+            self.starts = {w[:i] for w in self.lexicon for i in range(len(w) + 1)}
+        self.tracks_words = lm is not None or lexicon is not None
+        # prefix -> (words, partial word, ln p_LM, allowed by the lexicon)
+        self.states = {(): ((), "", 0.0, True)}
 
     def score(self, prefix: tuple, acoustic: float) -> float:
-        """The beam's ranking score in log space, with the words completed so far."""
-        words, _, lm_logp = self._state(prefix)
+        """The beam's ranking score in log space, with the words completed so far;
+        -inf for a prefix the lexicon rules out."""
+        words, _, lm_logp, allowed = self._state(prefix)
+        if not allowed:
+            return -math.inf
         return acoustic + self.alpha * lm_logp + self.beta * len(words)
 
     def finish(self, prefix: tuple, acoustic: float) -> BeamHypothesis:
         """Score the unfinished last word and the end of the sentence."""
-        words, partial, lm_logp = self._state(prefix)
+        words, partial, lm_logp, allowed = self._state(prefix)
+        if self.tracks_words:
+            words, lm_logp, allowed = self._complete(words, partial, lm_logp, allowed)
         if self.lm is not None:
-            words, lm_logp = self._complete(words, partial, lm_logp)
             lm_logp += self.lm.score("</s>", ("<s>",) + words)
         total = acoustic + self.alpha * lm_logp + self.beta * len(words)
+        if not allowed:
+            total = -math.inf
         return BeamHypothesis(prefix, total, acoustic, lm_logp, len(words))
 
     def _state(self, prefix: tuple):
-        if self.lm is None:
-            return (), "", 0.0
+        if not self.tracks_words:
+            return (), "", 0.0, True
         if prefix not in self.states:  # built from the parent, which was seen first
-            words, partial, lm_logp = self._state(prefix[:-1])
+            words, partial, lm_logp, allowed = self._state(prefix[:-1])
             piece = self.token_to_text[prefix[-1]]
             if piece == " " or piece.startswith((" ", _SP_SPACE)):  # a word boundary
-                words, lm_logp = self._complete(words, partial, lm_logp)
+                words, lm_logp, allowed = self._complete(
+                    words, partial, lm_logp, allowed
+                )
                 partial = piece.lstrip(" " + _SP_SPACE)
             else:
                 partial += piece
-            self.states[prefix] = (words, partial, lm_logp)
+            if self.starts is not None and partial not in self.starts:
+                allowed = False
+            self.states[prefix] = (words, partial, lm_logp, allowed)
         return self.states[prefix]
 
-    def _complete(self, words: tuple, partial: str, lm_logp: float):
+    def _complete(self, words: tuple, partial: str, lm_logp: float, allowed: bool):
         if not partial:
-            return words, lm_logp
-        lm_logp += self.lm.score(partial, ("<s>",) + words)
-        return words + (partial,), lm_logp
+            return words, lm_logp, allowed
+        if self.lexicon is not None and partial not in self.lexicon:
+            allowed = False
+        if self.lm is not None:
+            lm_logp += self.lm.score(partial, ("<s>",) + words)
+        return words + (partial,), lm_logp, allowed

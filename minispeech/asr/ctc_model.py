@@ -22,7 +22,7 @@ from minispeech.asr.ngram_lm import NGramLM
 from minispeech.core.config import ConfigError
 from minispeech.nn.ctc import ctc_loss
 
-DECODING_KEYS = ("strategy", "beam_size", "lm_path", "lm_alpha", "lm_beta")
+DECODING_KEYS = ("strategy", "beam_size", "lm_path", "lm_alpha", "lm_beta", "lexicon")
 CHUNK_KEYS = ("length", "overlap")
 
 
@@ -102,8 +102,19 @@ class CTCModel(ASRModel):
                 alpha=float(self.decoding.get("lm_alpha", 0.5)),
                 beta=float(self.decoding.get("lm_beta", 1.0)),
                 token_to_text=self.tokenizer.tokens,
+                lexicon=self.lexicon(),
             )
         return [self.ids_to_text(seq) for seq in ids]
+
+    def lexicon(self) -> frozenset | None:
+        """`decoding.lexicon: true`: the words the beam may spell, the LM's
+        vocabulary (without <s>, </s>, <unk>); None when unconstrained."""
+        if not self.decoding.get("lexicon"):
+            return None
+        lm = self.language_model()
+        if lm is None:
+            raise ConfigError("model.decoding.lexicon: true needs decoding.lm_path")
+        return lm.words()
 
     def language_model(self) -> NGramLM | None:
         """The `decoding.lm_path` n-gram LM, read on first use (None without one)."""

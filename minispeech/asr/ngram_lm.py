@@ -78,6 +78,10 @@ class NGramLM:
         rows = read_manifest(path, required=("text",), check_audio=False)
         return cls.train([row["text"] for row in rows], order=order)
 
+    def words(self) -> frozenset:
+        """The vocabulary's real words: without <s>, </s> and <unk>."""
+        return frozenset(self.vocab - {BOS, EOS, UNK})
+
     def score(self, word: str, context: Sequence[str] = ()) -> float:
         """ln p(word | context); context is the preceding words, "<s>" first if the
         sentence starts there. Unknown words are scored as <unk>."""

@@ -10,6 +10,7 @@ from test_asr_models import CTC_CFG, RNNT_CFG  # noqa: E402  (tests/asr is on sy
 from tiny_model import TinyModel, tiny_config
 
 from minispeech.asr import CTCModel, TransducerModel
+from minispeech.asr.ngram_lm import NGramLM
 from minispeech.audio import load_audio
 from minispeech.cli import main
 from minispeech.data import read_manifest, write_manifest
@@ -136,6 +137,10 @@ def test_transcribe_with_beam_lm_and_timestamps(model_file, manifest, tmp_path, 
         main(["transcribe", str(model_file), wav, "--beam", "4", "--lm", str(lm)]) == 0
     )
     assert capsys.readouterr().out.startswith(wav)
+    args = ["transcribe", str(model_file), wav, "--beam", "4", "--lm", str(lm)]
+    assert main([*args, "--lexicon"]) == 0
+    words = capsys.readouterr().out.split("\t")[-1].split()
+    assert set(words) <= NGramLM.load(lm).words()  # only the LM's words
     assert main(["transcribe", str(model_file), wav, "--timestamps"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"audio_filepath", "text", "words"}

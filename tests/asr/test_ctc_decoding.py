@@ -144,10 +144,87 @@ def test_sentencepiece_pieces_start_words():
     assert hyps[0].lm == pytest.approx(lm.sentence_score("the cat sat"))
 
 
+def _words_allowed(labeling, chars, lexicon):
+    return all(w in lexicon for w in "".join(chars[k] for k in labeling).split())
+
+
+@pytest.mark.parametrize("alpha,beta", [(0.0, 0.0), (0.8, 0.5)])
+def test_exhaustive_lexicon_beam_matches_brute_force(alpha, beta):
+    """T=5, labels blank, space, a, b: the best of all labelings whose words are all in
+    the lexicon, ranked by acoustic + alpha ln p_LM + beta |W|, found by scoring every
+    labeling (a beam of 400 keeps every prefix the lexicon allows)."""
+    chars = ["", " ", "a", "b"]
+    lexicon = {"a", "ab", "ba"}
+    lm = NGramLM.train(["a ab", "ba a", "ab ab ba"], order=2)
+    for _ in range(3):
+        log_probs = (0.8 * torch.randn(5, 4, dtype=torch.float64)).log_softmax(-1)
+        brute = _brute_force_labelings(log_probs, blank=0)
+        allowed = {lab for lab in brute if _words_allowed(lab, chars, lexicon)}
+        assert 1 < len(allowed) < len(brute)
+
+        def total(lab, brute=brute):
+            words = "".join(chars[k] for k in lab).split()
+            lm_logp = lm.sentence_score(" ".join(words)) if alpha else 0.0
+            return brute[lab] + alpha * lm_logp + beta * len(words)
+
+        hyps = ctc_prefix_beam_search_single(
+            log_probs,
+            beam_width=400,
+            token_min_logp=-math.inf,
+            lexicon=lexicon,
+            lm=lm if alpha else None,
+            alpha=alpha,
+            beta=beta,
+            token_to_text=chars,
+        )
+        finished = {h.tokens: h for h in hyps if h.score > -math.inf}
+        assert set(finished) == allowed
+        assert hyps[0].tokens == max(allowed, key=total)
+        for lab in allowed:
+            assert finished[lab].score == pytest.approx(total(lab), abs=1e-9)
+
+
+def test_lexicon_turns_a_misspelling_into_the_known_word():
+    # "cab" is acoustically a little better than "cat", but only "cat" is a word
+    log_probs = _spell([{"c": 0.9}, {"a": 0.9}, {"t": 0.4, "b": 0.5}])
+    hyps = ctc_prefix_beam_search_single(
+        log_probs, beam_width=8, token_to_text=CHARS, lexicon={"cat", "sat"}
+    )
+    assert hyps[0].tokens == (2, 3, 4)
+    assert hyps[0].score == pytest.approx(hyps[0].acoustic + 1.0)  # beta, one word
+    batched = ctc_prefix_beam_search(
+        log_probs, beam_width=8, token_to_text=CHARS, lexicon=["cat", "sat"]
+    )
+    assert batched == [[2, 3, 4]]
+
+
+def test_lexicon_search_that_cannot_finish_a_word_keeps_the_finished_ones():
+    # a beam of one ends inside "cats" ("sat ca"): the answer keeps "sat " only
+    frames = [{c: 0.99} for c in "sat ca"]
+    hyps = ctc_prefix_beam_search_single(
+        _spell(frames), beam_width=1, token_to_text=CHARS, lexicon={"cats", "sat"}
+    )
+    assert all(h.score == -math.inf for h in hyps)
+    best = ctc_prefix_beam_search(
+        _spell(frames), beam_width=1, token_to_text=CHARS, lexicon={"cats", "sat"}
+    )
+    assert "".join(CHARS[k] for k in best[0]) == "sat "
+    pieces = ["<blank>", "\u2581sa", "t", "\u2581ca"]  # ▁sa t ▁ca: "ca" unfinished
+    best = ctc_prefix_beam_search(
+        _table([1, 0, 2, 0, 3], 4),
+        beam_width=4,
+        token_to_text=pieces,
+        lexicon={"sat", "cats"},
+    )
+    assert best == [[1, 2]]
+
+
 def test_bad_arguments():
     log_probs = torch.randn(4, 3).log_softmax(-1)
     with pytest.raises(ValueError, match="token_to_text"):
         ctc_prefix_beam_search_single(log_probs, lm=NGramLM.train(["a"]))
+    with pytest.raises(ValueError, match="token_to_text"):
+        ctc_prefix_beam_search_single(log_probs, lexicon={"a"})
     with pytest.raises(ValueError, match=r"\(B,T,V\)"):
         ctc_greedy_decode(log_probs)
     with pytest.raises(ValueError, match="beam_width"):

@@ -314,6 +314,19 @@ CASES = {
         ["evaluate", "{w}/rnnt.nemo", "{w}/good.jsonl", "--lm", "{w}/lm.arpa"],
         ["model.decoding", "unknown key 'lm_path'"],
     ),
+    "evaluate-lexicon-without-lm": (
+        ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "--beam", "4", "--lexicon"],
+        ["--lexicon", "give --lm"],
+    ),
+    "evaluate-lexicon-override-without-lm": (
+        ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl"]
+        + ["decoding.strategy=beam", "decoding.lexicon=true"],
+        ["model.decoding.lexicon", "needs decoding.lm_path"],
+    ),
+    "evaluate-lexicon-not-a-bool": (
+        ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "decoding.lexicon=3"],
+        ["model.decoding.lexicon", "true or false, got 3"],
+    ),
     "evaluate-missing-lm": (
         ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "--lm", "{w}/nope.arpa"],
         ["--lm", "nope.arpa"],
