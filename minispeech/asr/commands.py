@@ -2,13 +2,16 @@
 
     minispeech transcribe MODEL AUDIO... [--manifest M] [--timestamps] [--batch-size N]
     minispeech lm MANIFEST... --out lm.arpa [--order 3]
-    minispeech evaluate MODEL MANIFEST [--beam N --lm lm.arpa] [--out hyps.jsonl]
+    minispeech evaluate MODEL MANIFEST [--beam N --lm lm.arpa] [--lexicon FILE]
+                        [--out hyps.jsonl]
 
 Decoding is greedy, or with `--beam N` beam search (CTC: prefix beam search, which
-`--lm lm.arpa --lm-alpha 0.5 --lm-beta 1.0` fuses with a word n-gram LM). These options
-are aliases of the model config overrides `decoding.strategy=beam
-decoding.beam_size=N decoding.lm_path=... decoding.lm_alpha=... decoding.lm_beta=...`,
-so the model's own key check answers a model that cannot use them.
+`--lm lm.arpa --lm-alpha 0.5 --lm-beta 1.0` fuses with a word n-gram LM).
+`--lexicon FILE` (a word list or an ARPA LM) makes a CTC or RNN-T beam spell only those
+words. These options are aliases of the model config overrides `decoding.strategy=beam
+decoding.beam_size=N decoding.lm_path=... decoding.lm_alpha=... decoding.lm_beta=...
+decoding.lexicon=...`, so the model's own key check answers a model that cannot use
+them.
 
 MODEL is a model file written by minispeech (`save_to`, the end of `minispeech train`)
 or a NeMo `.nemo` file, which is imported (`minispeech.import_nemo`). A manifest line
@@ -48,15 +51,15 @@ def add_decoding_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--lexicon",
-        action="store_true",
-        help="with --lm: the beam spells only the LM's words (decoding.lexicon)",
+        help="the beam spells only these words (decoding.lexicon): a word list, one a "
+        "line, or an ARPA LM (its words)",
     )
 
 
 def decoding_overrides(args: argparse.Namespace) -> list[str]:
     """--beam/--lm/--lm-alpha/--lm-beta as the model config overrides they stand for."""
     overrides = []
-    if args.beam or args.lm:
+    if args.beam or args.lm or getattr(args, "lexicon", None):
         overrides.append("decoding.strategy=beam")
     if args.beam:
         overrides.append(f"decoding.beam_size={args.beam}")
@@ -67,10 +70,10 @@ def decoding_overrides(args: argparse.Namespace) -> list[str]:
     for name in ("lm_alpha", "lm_beta"):
         if getattr(args, name) is not None:
             overrides.append(f"decoding.{name}={getattr(args, name)}")
-    if getattr(args, "lexicon", False):
-        if not args.lm:
-            raise CommandError("--lexicon: the lexicon is the --lm's words; give --lm")
-        overrides.append("decoding.lexicon=true")
+    if getattr(args, "lexicon", None):
+        if not Path(args.lexicon).is_file():
+            raise CommandError(f"--lexicon {args.lexicon}: no such file")
+        overrides.append(f"decoding.lexicon={json.dumps(str(args.lexicon))}")
     return overrides
 
 
@@ -163,6 +166,8 @@ def aed_transcriber(model, args):
     --lm is refused (no LM fusion for AED decoding)."""
     if args.lm:
         raise CommandError("--lm: LM fusion is for CTC beam search, not an AED model")
+    if args.lexicon:
+        raise CommandError("--lexicon: for CTC and transducer beams, not an AED model")
     prompt = prompt_ids(model.tokenizer, args.prompt) if args.prompt else None
 
     def transcribe(waves, batch_size):

@@ -83,10 +83,12 @@ def check_decoding(decoding: dict, strategies=("greedy", "beam")) -> None:
             )
         if key in ("lm_alpha", "lm_beta") and bad_number:
             raise ConfigError(f"model.decoding.{key}: a number, got {value!r}")
-        if key == "lexicon" and not isinstance(value, bool):
-            raise ConfigError(f"model.decoding.lexicon: true or false, got {value!r}")
-        if key == "lm_path" and not isinstance(value, (str, type(None))):
-            raise ConfigError(f"model.decoding.lm_path: a file path, got {value!r}")
+        if key in ("lm_path", "lexicon") and not isinstance(value, (str, type(None))):
+            raise ConfigError(f"model.decoding.{key}: a file path, got {value!r}")
+    if decoding.get("lexicon") and strategy != "beam":
+        raise ConfigError(
+            "model.decoding.lexicon: constrains a beam; set strategy=beam"
+        )
 
 
 def check_sections(name: str, cfg: dict, model_keys, sections: dict) -> None:

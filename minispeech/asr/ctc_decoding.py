@@ -23,11 +23,10 @@ Differences from the paper:
   A_prev" lines then add nothing.
 - At the end the unfinished last word and </s> are scored by the LM, and
   SentencePiece pieces that start with "\u2581" also complete the previous word.
-- Optional lexicon constraint (as the lexicon-based decoders of Collobert et al.
-  2016, "Wav2Letter", arXiv:1609.03193, and of flashlight): a prefix survives only
-  while its unfinished word is the beginning of a lexicon word and every completed
-  word is in the lexicon, so the search spells only known words. With a closed
-  vocabulary this turns most misspellings into the nearest known word.
+- Optional lexicon constraint (`lexicon.py`): a prefix survives only while its
+  unfinished word is the beginning of a lexicon word and every completed word is in
+  the lexicon, so the search spells only known words. With a closed vocabulary this
+  turns most misspellings into a known word.
 """
 
 import math
@@ -36,7 +35,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-_SP_SPACE = "\u2581"  # SentencePiece's word-start mark
+from minispeech.asr.lexicon import WordState
 
 
 @dataclass(frozen=True)
@@ -123,19 +122,9 @@ def ctc_prefix_beam_search(
         hyps = ctc_prefix_beam_search_single(log_probs[b, : lens[b]], **options)
         tokens = hyps[0].tokens
         if hyps[0].score == -math.inf and lexicon is not None:
-            tokens = _drop_unfinished_word(tokens, token_to_text)
+            tokens = WordState(token_to_text, None).drop_unfinished_word(tokens)
         best.append(list(tokens))
     return best
-
-
-def _drop_unfinished_word(tokens: tuple, token_to_text: Sequence[str]) -> tuple:
-    """The tokens before the last word's start: when every hypothesis of a lexicon
-    search ends inside a word (too few frames to finish one), its completed words."""
-    for i in range(len(tokens) - 1, -1, -1):
-        piece = token_to_text[tokens[i]]
-        if piece == " " or piece.startswith((" ", _SP_SPACE)):
-            return tokens[: i + 1] if piece == " " else tokens[:i]
-    return ()
 
 
 def ctc_prefix_beam_search_single(
@@ -203,63 +192,48 @@ def _logsumexp(*terms: float) -> float:
 
 
 class _WordScorer:
-    """Word state of each prefix: completed words, the unfinished word, their LM
-    score, and whether the lexicon (if any) still allows the prefix."""
+    """LM score of each prefix's completed words, on the words of a `WordState`
+    (which also applies the lexicon, if any)."""
 
     def __init__(self, lm, token_to_text, alpha: float, beta: float, lexicon=None):
-        self.lm, self.token_to_text = lm, token_to_text
-        self.alpha, self.beta = alpha, beta
-        self.lexicon = None if lexicon is None else frozenset(lexicon)
-        self.starts = None  # every beginning of a lexicon word, "" included
-        if self.lexicon is not None:
-            self.starts = {w[:i] for w in self.lexicon for i in range(len(w) + 1)}
+        self.lm, self.alpha, self.beta = lm, alpha, beta
         self.tracks_words = lm is not None or lexicon is not None
-        # prefix -> (words, partial word, ln p_LM, allowed by the lexicon)
-        self.states = {(): ((), "", 0.0, True)}
+        self.words = WordState(token_to_text, lexicon) if self.tracks_words else None
+        self.lm_logps = {(): 0.0}  # prefix -> ln p_LM of its completed words
 
     def score(self, prefix: tuple, acoustic: float) -> float:
         """The beam's ranking score in log space, with the words completed so far;
         -inf for a prefix the lexicon rules out."""
-        words, _, lm_logp, allowed = self._state(prefix)
+        if not self.tracks_words:
+            return acoustic
+        words, _, allowed = self.words(prefix)
         if not allowed:
             return -math.inf
-        return acoustic + self.alpha * lm_logp + self.beta * len(words)
+        return acoustic + self.alpha * self._lm_logp(prefix) + self.beta * len(words)
 
     def finish(self, prefix: tuple, acoustic: float) -> BeamHypothesis:
         """Score the unfinished last word and the end of the sentence."""
-        words, partial, lm_logp, allowed = self._state(prefix)
-        if self.tracks_words:
-            words, lm_logp, allowed = self._complete(words, partial, lm_logp, allowed)
+        if not self.tracks_words:
+            return BeamHypothesis(prefix, acoustic, acoustic, 0.0, 0)
+        words, allowed = self.words.finished(prefix)
+        lm_logp = self._lm_logp(prefix)
         if self.lm is not None:
+            for i in range(len(self.words(prefix)[0]), len(words)):  # the last word
+                lm_logp += self.lm.score(words[i], ("<s>",) + words[:i])
             lm_logp += self.lm.score("</s>", ("<s>",) + words)
         total = acoustic + self.alpha * lm_logp + self.beta * len(words)
         if not allowed:
             total = -math.inf
         return BeamHypothesis(prefix, total, acoustic, lm_logp, len(words))
 
-    def _state(self, prefix: tuple):
-        if not self.tracks_words:
-            return (), "", 0.0, True
-        if prefix not in self.states:  # built from the parent, which was seen first
-            words, partial, lm_logp, allowed = self._state(prefix[:-1])
-            piece = self.token_to_text[prefix[-1]]
-            if piece == " " or piece.startswith((" ", _SP_SPACE)):  # a word boundary
-                words, lm_logp, allowed = self._complete(
-                    words, partial, lm_logp, allowed
-                )
-                partial = piece.lstrip(" " + _SP_SPACE)
-            else:
-                partial += piece
-            if self.starts is not None and partial not in self.starts:
-                allowed = False
-            self.states[prefix] = (words, partial, lm_logp, allowed)
-        return self.states[prefix]
-
-    def _complete(self, words: tuple, partial: str, lm_logp: float, allowed: bool):
-        if not partial:
-            return words, lm_logp, allowed
-        if self.lexicon is not None and partial not in self.lexicon:
-            allowed = False
-        if self.lm is not None:
-            lm_logp += self.lm.score(partial, ("<s>",) + words)
-        return words + (partial,), lm_logp, allowed
+    def _lm_logp(self, prefix: tuple) -> float:
+        """ln p_LM of the completed words, one new word at a time from the parent."""
+        if self.lm is None:
+            return 0.0
+        if prefix not in self.lm_logps:
+            lm_logp = self._lm_logp(prefix[:-1])
+            before, after = self.words(prefix[:-1])[0], self.words(prefix)[0]
+            if len(after) > len(before):  # this token completed a word
+                lm_logp += self.lm.score(after[-1], ("<s>",) + before)
+            self.lm_logps[prefix] = lm_logp
+        return self.lm_logps[prefix]

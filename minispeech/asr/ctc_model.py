@@ -18,6 +18,7 @@ from minispeech.asr.alignment import ctc_forced_align_single, word_spans
 from minispeech.asr.asr_model import ASRModel
 from minispeech.asr.config_sections import check_decoding
 from minispeech.asr.ctc_decoding import ctc_greedy_decode, ctc_prefix_beam_search
+from minispeech.asr.lexicon import read_lexicon
 from minispeech.asr.ngram_lm import NGramLM
 from minispeech.core.config import ConfigError
 from minispeech.nn.ctc import ctc_loss
@@ -47,6 +48,7 @@ class CTCModel(ASRModel):
         self.decoding = {"strategy": "greedy", **self.section("decoding")}
         check_decoding(self.decoding)
         self.lm = None  # loaded on first use: the ARPA file is not part of the model
+        self.lexicon_cache = {}  # decoding.lexicon path -> words, read on first use
 
     def config_sections(self) -> dict:
         return {
@@ -107,14 +109,9 @@ class CTCModel(ASRModel):
         return [self.ids_to_text(seq) for seq in ids]
 
     def lexicon(self) -> frozenset | None:
-        """`decoding.lexicon: true`: the words the beam may spell, the LM's
-        vocabulary (without <s>, </s>, <unk>); None when unconstrained."""
-        if not self.decoding.get("lexicon"):
-            return None
-        lm = self.language_model()
-        if lm is None:
-            raise ConfigError("model.decoding.lexicon: true needs decoding.lm_path")
-        return lm.words()
+        """The `decoding.lexicon` words (read on first use), the only words the beam
+        may spell; None when unconstrained."""
+        return read_lexicon(self.decoding, self.lexicon_cache)
 
     def language_model(self) -> NGramLM | None:
         """The `decoding.lm_path` n-gram LM, read on first use (None without one)."""

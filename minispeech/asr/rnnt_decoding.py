@@ -15,6 +15,10 @@ log-add only when they close with a blank, so every alignment is counted exactly
 of hypotheses it is exact: the score of y is ln Pr(y|x) over alignments with at most
 max_symbols labels per frame. Each hypothesis tries only its W best labels, which
 cannot change the result (any other extension has W better siblings).
+
+Lexicon constraint (optional, `lexicon.py`): an extension whose words leave the lexicon
+is never made, and the final ranking puts hypotheses that end on a whole word first;
+each hypothesis then tries its W best labels among those the lexicon allows.
 """
 
 import math
@@ -24,6 +28,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from minispeech.asr.lexicon import WordState
 from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork, State
 
 
@@ -111,12 +116,14 @@ def rnnt_beam_search_reference(
     beam_size: int = 4,
     max_symbols: int = 10,
     score_norm: bool = True,
+    words: WordState | None = None,
 ) -> list[Hypothesis]:
     """Beam search over one utterance, enc (T,D_enc); hypotheses best first.
 
     Scores one hypothesis at a time (slow); `rnnt_beam_search` batches the same search.
     score_norm ranks the final beam by score / len(tokens) (Graves' last line; NeMo's
-    default); the scores themselves stay unnormalized.
+    default); the scores themselves stay unnormalized. words: a WordState with a
+    lexicon, to spell only its words.
     """
     assert enc.ndim == 2, f"enc must be (T,D_enc), got {tuple(enc.shape)}"
     blank, f = prediction.blank, joint.project_encoder(enc)  # (T,Dh)
@@ -134,7 +141,9 @@ def rnnt_beam_search_reference(
             rows.append(logits[0, : blank + 1].log_softmax(-1))
         return torch.stack(rows)  # (n,V)
 
-    return _search(log_probs, f.shape[0], blank, beam_size, max_symbols, score_norm)
+    return _search(
+        log_probs, f.shape[0], blank, beam_size, max_symbols, score_norm, words
+    )
 
 
 @torch.no_grad()
@@ -145,6 +154,7 @@ def rnnt_beam_search(
     beam_size: int = 4,
     max_symbols: int = 10,
     score_norm: bool = True,
+    words: WordState | None = None,
 ) -> list[Hypothesis]:
     """The search of rnnt_beam_search_reference with one prediction-network step and
     one joint call per expansion level for all hypotheses at once."""
@@ -160,7 +170,9 @@ def rnnt_beam_search(
         logits = joint.joint_projected(f[t].expand_as(g), g)  # (n,V)
         return logits[:, : blank + 1].log_softmax(-1)
 
-    return _search(log_probs, f.shape[0], blank, beam_size, max_symbols, score_norm)
+    return _search(
+        log_probs, f.shape[0], blank, beam_size, max_symbols, score_norm, words
+    )
 
 
 def _extend_cache(prediction, joint, cache, new, blank, device) -> None:
@@ -177,7 +189,7 @@ def _extend_cache(prediction, joint, cache, new, blank, device) -> None:
         cache[tokens] = (g[i], (h[:, i], c[:, i]))
 
 
-def _search(log_probs, n_frames, blank, beam_size, max_symbols, score_norm):
+def _search(log_probs, n_frames, blank, beam_size, max_symbols, score_norm, words):
     """The search itself; log_probs(hyps, t) -> (len(hyps), V) for each hypothesis."""
     _check_max_symbols(max_symbols)
     if beam_size < 1:
@@ -195,13 +207,13 @@ def _search(log_probs, n_frames, blank, beam_size, max_symbols, score_norm):
                     closed.get(tokens), score + float(lp[blank])
                 )
                 if n_emitted < max_symbols:
-                    for k in _best_labels(lp, blank, beam_size):
+                    for k in _best_labels(lp, blank, beam_size, tokens, words):
                         extended[tokens + (k,)] = score + float(lp[k])
             level = extended
             if not level or _beam_is_safe(closed, level, beam_size):
                 break
         beam = _best(closed, beam_size)
-    return _ranked(beam, score_norm)
+    return _ranked(beam, score_norm, words)
 
 
 def _best(hyps: dict, n: int) -> dict:
@@ -209,10 +221,16 @@ def _best(hyps: dict, n: int) -> dict:
     return dict(sorted(hyps.items(), key=lambda kv: -kv[1])[:n])
 
 
-def _best_labels(log_probs: Tensor, blank: int, n: int) -> list[int]:
+def _best_labels(log_probs: Tensor, blank: int, n: int, tokens=(), words=None):
+    """The n most probable labels (blank excluded) that the lexicon, if any, allows
+    after `tokens`."""
     lp = log_probs.clone()
     lp[blank] = -torch.inf
-    return lp.topk(min(n, lp.numel() - 1)).indices.tolist()
+    if words is None:
+        return lp.topk(min(n, lp.numel() - 1)).indices.tolist()
+    ranked = lp.argsort(descending=True).tolist()
+    allowed = [k for k in ranked if k != blank and words.allows(tokens + (k,))]
+    return allowed[:n]
 
 
 def _beam_is_safe(closed: dict, level: dict, beam_size: int) -> bool:
@@ -228,8 +246,11 @@ def _logaddexp(a: Optional[float], b: float) -> float:
     return max(a, b) + math.log1p(math.exp(-abs(a - b)))
 
 
-def _ranked(beam: dict, score_norm: bool) -> list[Hypothesis]:
+def _ranked(beam: dict, score_norm: bool, words=None) -> list[Hypothesis]:
+    """Best first; with a lexicon, hypotheses that end on a whole word first."""
+
     def key(kv):
-        return kv[1] / max(len(kv[0]), 1) if score_norm else kv[1]
+        score = kv[1] / max(len(kv[0]), 1) if score_norm else kv[1]
+        return (words is None or words.finished(kv[0])[1], score)
 
     return [Hypothesis(k, s) for k, s in sorted(beam.items(), key=key, reverse=True)]

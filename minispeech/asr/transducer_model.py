@@ -18,6 +18,7 @@ from torch import Tensor
 
 from minispeech.asr.asr_model import ASRModel
 from minispeech.asr.config_sections import check_decoding
+from minispeech.asr.lexicon import WordState, read_lexicon
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_decoding import rnnt_beam_search, rnnt_greedy_decode
 from minispeech.asr.tdt import tdt_loss
@@ -26,7 +27,7 @@ from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork
 from minispeech.core.config import ConfigError
 
 LOSS_KEYS = ("name", "reduction", "fastemit_lambda", "durations", "sigma", "omega")
-DECODING_KEYS = ("strategy", "max_symbols", "beam_size")
+DECODING_KEYS = ("strategy", "max_symbols", "beam_size", "lexicon")
 # JointNetwork arguments the model passes itself (from the encoder, decoder and loss)
 JOINT_FIXED = ("encoder_hidden", "pred_hidden", "vocab_size", "num_extra_outputs")
 
@@ -55,6 +56,7 @@ class TransducerModel(ASRModel):
             raise ConfigError(
                 "model.loss: name tdt needs durations (and durations need tdt)"
             )
+        self.lexicon_cache = {}  # decoding.lexicon path -> words, read on first use
         strategies = ("greedy",) if self.durations else ("greedy", "beam")
         check_decoding(self.decoding_cfg, strategies)  # TDT: greedy only
         vocab = self.tokenizer.vocab_size
@@ -113,18 +115,25 @@ class TransducerModel(ASRModel):
             )
         if self.decoding_cfg["strategy"] == "beam":
             beam = int(self.decoding_cfg.get("beam_size", 4))
-            return [
-                list(
-                    rnnt_beam_search(
-                        self.decoder,
-                        self.joint,
-                        enc[b, : enc_lens[b]],
-                        beam_size=beam,
-                        max_symbols=max_symbols,
-                    )[0].tokens
+            lexicon = read_lexicon(self.decoding_cfg, self.lexicon_cache)
+            words = (
+                None if lexicon is None else WordState(self.tokenizer.tokens, lexicon)
+            )
+            best = []
+            for b in range(enc.shape[0]):
+                hyps = rnnt_beam_search(
+                    self.decoder,
+                    self.joint,
+                    enc[b, : enc_lens[b]],
+                    beam_size=beam,
+                    max_symbols=max_symbols,
+                    words=words,
                 )
-                for b in range(enc.shape[0])
-            ]
+                tokens = hyps[0].tokens
+                if words is not None and not words.finished(tokens)[1]:
+                    tokens = words.drop_unfinished_word(tokens)  # ran out of frames
+                best.append(list(tokens))
+            return best
         return rnnt_greedy_decode(self.decoder, self.joint, enc, enc_lens, max_symbols)
 
     @torch.no_grad()

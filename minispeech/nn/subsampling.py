@@ -16,6 +16,12 @@ Differences from the papers: as in NeMo, frames past each item's length are zero
 before every convolution and at the end, so a padded batch gives the same valid frames
 as one item alone. Layer indices in `conv` (ReLUs included) match NeMo's
 `pre_encode.conv.<i>` names.
+
+Speed: the convolutions run in the channels-last memory layout (B, T, M, C in memory;
+weights too), which oneDNN's CPU kernels prefer: on 2 CPU threads this stage's forward
+plus backward takes 0.25 s instead of 0.37 s in the Conformer-CTC small shape, 0.06
+instead of 0.09 s in the tiny one. Only the layout changes, not a value
+(`benchmarks/subsampling.py`; a test compares with the default layout).
 """
 
 import math
@@ -74,8 +80,15 @@ class ConvSubsampling(nn.Module):
                 ]
                 layers += [_conv(conv_channels, conv_channels, 1, 1), nn.ReLU()]
         self.conv = nn.Sequential(*layers)
+        self.set_memory_format(torch.channels_last)
         freq_out = int(subsampled_length(torch.tensor(feat_in), n_stages))  # M'
         self.out = nn.Linear(conv_channels * freq_out, feat_out)
+
+    def set_memory_format(self, memory_format: torch.memory_format) -> None:
+        """The layout of the convolutions' weights and activations (values are the
+        same in every layout). It persists through .to(device) and load_state_dict."""
+        self.memory_format = memory_format
+        self.conv.to(memory_format=memory_format)
 
     def output_length(self, lens: torch.Tensor) -> torch.Tensor:
         """Valid output frames for input lengths (B,) -> (B,)."""
@@ -87,6 +100,7 @@ class ConvSubsampling(nn.Module):
         """x (B, T, M), lens (B,) -> (B, T', D), lens (B,)."""
         assert x.dim() == 3, f"expected (B, T, M) features, got {tuple(x.shape)}"
         x = x.unsqueeze(1)  # (B, 1, T, M): one input channel
+        x = x.contiguous(memory_format=self.memory_format)
         for layer in self.conv:
             if isinstance(layer, nn.Conv2d):
                 # padding must not leak into valid frames
@@ -96,7 +110,7 @@ class ConvSubsampling(nn.Module):
             x = layer(x)  # a stride-2 conv: (B, C, T, M) -> (B, C, T/2, M/2)
         x = _zero_padded_frames(x, lens)
         b, c, t, f = x.shape
-        x = x.transpose(1, 2).reshape(b, t, c * f)  # (B, T', C*M')
+        x = x.transpose(1, 2).reshape(b, t, c * f)  # (B, T', C*M'), C-major
         return self.out(x), lens  # (B, T', D)
 
 

@@ -138,7 +138,7 @@ def test_transcribe_with_beam_lm_and_timestamps(model_file, manifest, tmp_path, 
     )
     assert capsys.readouterr().out.startswith(wav)
     args = ["transcribe", str(model_file), wav, "--beam", "4", "--lm", str(lm)]
-    assert main([*args, "--lexicon"]) == 0
+    assert main([*args, "--lexicon", str(lm)]) == 0
     words = capsys.readouterr().out.split("\t")[-1].split()
     assert set(words) <= NGramLM.load(lm).words()  # only the LM's words
     assert main(["transcribe", str(model_file), wav, "--timestamps"]) == 0

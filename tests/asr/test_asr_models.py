@@ -140,6 +140,24 @@ def test_save_restore_round_trip(tmp_path):
     assert again.transcribe(wave) == model.transcribe(wave)
 
 
+@pytest.mark.parametrize("cfg", [CTC_CFG, RNNT_CFG], ids=["ctc", "rnnt"])
+def test_lexicon_beam_spells_only_lexicon_words(cfg, tmp_path):
+    torch.manual_seed(0)
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("abc\nba\ncab\n")
+    decoding = {"strategy": "beam", "beam_size": 4, "lexicon": str(lexicon)}
+    kind = CTCModel if cfg is CTC_CFG else TransducerModel
+    model = kind({**cfg, "decoding": decoding}).eval()
+    plain = kind({**cfg, "decoding": {"strategy": "beam"}}).eval()
+    plain.load_state_dict(model.state_dict())
+    waves = [torch.randn(n) * 0.1 for n in (16000, 12000, 4000)]
+    texts = model.transcribe(waves)
+    assert all(set(t.split()) <= {"abc", "ba", "cab"} for t in texts), texts
+    assert not all(
+        set(t.split()) <= {"abc", "ba", "cab"} for t in plain.transcribe(waves)
+    )
+
+
 def test_unknown_model_key_is_named():
     with pytest.raises(ConfigError, match="dropuot"):
         CTCModel({**CTC_CFG, "dropuot": 0.1})

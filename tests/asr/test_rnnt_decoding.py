@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from minispeech.asr.lexicon import WordState
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_decoding import (
     rnnt_beam_search,
@@ -107,6 +108,44 @@ def test_wide_beam_is_exact_against_brute_force():
                 logits, y, torch.tensor([2]), torch.tensor([len(hyp.tokens)]), 2
             )
             assert math.isclose(hyp.score, -float(nll), rel_tol=1e-10)
+
+
+@pytest.mark.parametrize("search", [rnnt_beam_search_reference, rnnt_beam_search])
+@torch.no_grad()
+def test_wide_lexicon_beam_is_exact_over_the_sequences_the_lexicon_allows(search):
+    """Labels " ", a, b and the lexicon {a, ab, ba}: a beam wider than every
+    sequence keeps exactly those whose words stay in the lexicon, with their brute-
+    force scores, and ranks first the best one that ends on a whole word."""
+    prediction, joint = make_nets(vocab_size=3, d=6, dtype=torch.float64)
+    enc = torch.randn(2, 6, dtype=torch.float64)  # (T,D_enc)
+    exact = brute_force_scores(prediction, joint, enc, max_symbols=2)
+    chars, lexicon = [" ", "a", "b"], {"a", "ab", "ba"}
+
+    def spelled(y):
+        return "".join(chars[k] for k in y)
+
+    def starts_ok(y):  # every word but the last is known; the last begins one
+        *done, last = spelled(y).split(" ")
+        return all(w in lexicon for w in done if w) and any(
+            w.startswith(last) for w in lexicon
+        )
+
+    allowed = {y for y in exact if starts_ok(y)}
+    assert 1 < len(allowed) < len(exact)
+    hyps = search(
+        prediction,
+        joint,
+        enc,
+        beam_size=500,
+        max_symbols=2,
+        score_norm=False,
+        words=WordState(chars, lexicon),
+    )
+    assert {h.tokens for h in hyps} == allowed
+    for hyp in hyps:
+        assert math.isclose(hyp.score, exact[hyp.tokens], rel_tol=1e-9, abs_tol=1e-9)
+    whole = [y for y in allowed if all(w in lexicon for w in spelled(y).split())]
+    assert hyps[0].tokens == max(whole, key=exact.get)
 
 
 @torch.no_grad()

@@ -47,6 +47,27 @@ def test_padding_invariance(kind, factor):
         assert (out[b, : out_lens[b]] - alone[0]).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("kind", ["striding", "dw_striding"])
+def test_channels_last_layout_gives_the_default_layouts_values(kind):
+    """The fast layout is a memory layout only: outputs and gradients as in the
+    default (contiguous) layout, and a state dict loads across layouts."""
+    fast = ConvSubsampling(20, 12, kind, 4, conv_channels=6)
+    assert fast.conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = ConvSubsampling(20, 12, kind, 4, conv_channels=6)
+    plain.set_memory_format(torch.contiguous_format)
+    plain.load_state_dict(fast.state_dict())
+    assert plain.conv[0].weight.is_contiguous()
+    x, lens = torch.randn(3, 41, 20), torch.tensor([41, 30, 7])
+    outs = []
+    for sub in (fast, plain):
+        out, _ = sub(x, lens)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append((out, [p.grad for p in sub.parameters()]))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-6)
+    for g_fast, g_plain in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(g_fast, g_plain, rtol=1e-5, atol=1e-5)
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="subsampling must be one of"):
         ConvSubsampling(80, 64, "vggnet", 4)

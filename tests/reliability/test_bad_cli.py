@@ -145,6 +145,8 @@ def world(tmp_path_factory) -> Path:
     (root / "trials_short.txt").write_text("1 a.wav a.wav\n0 a.wav short.wav\n")
     (root / "lm.arpa").write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\n\\end\\\n")
     (root / "hyps.jsonl").write_text("KEEP: a previous evaluation\n")
+    (root / "words.txt").write_text("hello\nworld\n")
+    (root / "empty.txt").write_text("\n")
     turn = "SPEAKER rec 1 {} {} <NA> <NA> {} <NA> <NA>\n"
     (root / "ref.rttm").write_text(
         turn.format(0.0, 0.5, "ann") + turn.format(0.5, 0.5, "bob")
@@ -314,18 +316,26 @@ CASES = {
         ["evaluate", "{w}/rnnt.nemo", "{w}/good.jsonl", "--lm", "{w}/lm.arpa"],
         ["model.decoding", "unknown key 'lm_path'"],
     ),
-    "evaluate-lexicon-without-lm": (
-        ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "--beam", "4", "--lexicon"],
-        ["--lexicon", "give --lm"],
+    "evaluate-missing-lexicon": (
+        ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "--lexicon", "{w}/nope.txt"],
+        ["--lexicon", "nope.txt", "no such file"],
     ),
-    "evaluate-lexicon-override-without-lm": (
+    "evaluate-empty-lexicon": (
+        ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "--lexicon", "{w}/empty.txt"],
+        ["model.decoding.lexicon", "empty.txt", "the lexicon is empty"],
+    ),
+    "evaluate-lexicon-with-greedy": (
         ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl"]
-        + ["decoding.strategy=beam", "decoding.lexicon=true"],
-        ["model.decoding.lexicon", "needs decoding.lm_path"],
+        + ['decoding.lexicon="{w}/words.txt"'],
+        ["model.decoding.lexicon", "set strategy=beam"],
     ),
-    "evaluate-lexicon-not-a-bool": (
+    "evaluate-lexicon-not-a-path": (
         ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "decoding.lexicon=3"],
-        ["model.decoding.lexicon", "true or false, got 3"],
+        ["model.decoding.lexicon", "a file path, got 3"],
+    ),
+    "transcribe-lexicon-on-aed": (
+        ["transcribe", "{w}/aed.nemo", "{w}/a.wav", "--lexicon", "{w}/words.txt"],
+        ["--lexicon", "not an AED model"],
     ),
     "evaluate-missing-lm": (
         ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "--lm", "{w}/nope.arpa"],

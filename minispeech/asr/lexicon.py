@@ -1,0 +1,107 @@
+"""Words of a label sequence, and the lexicon constraint of beam searches.
+
+A beam search over characters or word pieces can spell anything; with a closed
+vocabulary it should only spell known words. Lexicon-based decoding (Collobert et al.
+2016, "Wav2Letter", arXiv:1609.03193, Sec. 2.4; the lexicon decoder of flashlight)
+keeps a hypothesis only while its unfinished word is the beginning of a lexicon word
+and every completed word is in the lexicon; a finished hypothesis must also end on a
+whole word. Both CTC prefix beam search (`ctc_decoding.py`) and transducer beam search
+(`rnnt_decoding.py`) use this one `WordState`.
+
+Words are split as the tokenizers write them: a " " token separates words, and a
+SentencePiece piece that starts with "\u2581" (or " ") starts a new one.
+"""
+
+from typing import Iterable, Sequence
+
+SP_SPACE = "\u2581"  # SentencePiece's word-start mark
+
+
+def is_word_start(piece: str) -> bool:
+    """Does this token begin a new word (or separate two)?"""
+    return piece == " " or piece.startswith((" ", SP_SPACE))
+
+
+class WordState:
+    """The words of label sequences, built one token at a time from the parent's
+    state and cached: tokens -> (completed words, unfinished word, allowed)."""
+
+    def __init__(self, token_to_text: Sequence[str], lexicon: Iterable[str] | None):
+        self.token_to_text = token_to_text
+        self.lexicon = None if lexicon is None else frozenset(lexicon)
+        self.starts = None  # every beginning of a lexicon word, "" included
+        if self.lexicon is not None:
+            self.starts = {w[:i] for w in self.lexicon for i in range(len(w) + 1)}
+        self.states = {(): ((), "", True)}
+
+    def __call__(self, tokens: tuple) -> tuple[tuple, str, bool]:
+        """(completed words, unfinished word, allowed by the lexicon so far)."""
+        if tokens not in self.states:  # usually the parent is cached: one step
+            words, partial, allowed = self(tokens[:-1])
+            piece = self.token_to_text[tokens[-1]]
+            if is_word_start(piece):
+                words, allowed = self._complete(words, partial, allowed)
+                partial = piece.lstrip(" " + SP_SPACE)
+            else:
+                partial += piece
+            if self.starts is not None and partial not in self.starts:
+                allowed = False
+            self.states[tokens] = (words, partial, allowed)
+        return self.states[tokens]
+
+    def allows(self, tokens: tuple) -> bool:
+        """Can this prefix still become a sequence of lexicon words?"""
+        return self(tokens)[2]
+
+    def finished(self, tokens: tuple) -> tuple[tuple, bool]:
+        """All words, the unfinished one completed, and whether they are all known."""
+        words, partial, allowed = self(tokens)
+        return self._complete(words, partial, allowed)
+
+    def _complete(self, words: tuple, partial: str, allowed: bool):
+        if not partial:
+            return words, allowed
+        if self.lexicon is not None and partial not in self.lexicon:
+            allowed = False
+        return words + (partial,), allowed
+
+    def drop_unfinished_word(self, tokens: tuple) -> tuple:
+        """The tokens before the last word's start: when a lexicon search ends inside
+        a word (too few frames to finish one), its completed words."""
+        for i in range(len(tokens) - 1, -1, -1):
+            piece = self.token_to_text[tokens[i]]
+            if is_word_start(piece):
+                return tokens[: i + 1] if piece == " " else tokens[:i]
+        return ()
+
+
+def load_lexicon(path) -> frozenset:
+    """The words of a lexicon file: an ARPA n-gram LM (its unigrams, without <s>,
+    </s>, <unk>) or a word list, one word per line (only the first field is read,
+    so a flashlight-style "word  spelling" lexicon works too)."""
+    from minispeech.asr.ngram_lm import NGramLM
+
+    with open(path, encoding="utf-8") as f:
+        lines = [line.split() for line in f]
+    first = next((fields for fields in lines if fields), None)
+    if first is None:
+        raise ValueError(f"{path}: the lexicon is empty")
+    if first == ["\\data\\"]:
+        return NGramLM.load(path).words()
+    return frozenset(fields[0] for fields in lines if fields)
+
+
+def read_lexicon(decoding: dict, cache: dict) -> frozenset | None:
+    """The words of `decoding.lexicon` (a path; None when absent), read once into
+    `cache` (the model's own dict): the file is not part of the model."""
+    from minispeech.core.config import ConfigError
+
+    path = decoding.get("lexicon")
+    if not path:
+        return None
+    if path not in cache:
+        try:
+            cache[path] = load_lexicon(path)
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise ConfigError(f"model.decoding.lexicon: {error}") from None
+    return cache[path]
