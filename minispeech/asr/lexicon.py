@@ -71,7 +71,7 @@ class WordState:
         for i in range(len(tokens) - 1, -1, -1):
             piece = self.token_to_text[tokens[i]]
             if is_word_start(piece):
-                return tokens[: i + 1] if piece == " " else tokens[:i]
+                return tokens[:i]  # a " " before the word goes too
         return ()
 
 

@@ -199,7 +199,7 @@ def test_lexicon_turns_a_misspelling_into_the_known_word():
 
 
 def test_lexicon_search_that_cannot_finish_a_word_keeps_the_finished_ones():
-    # a beam of one ends inside "cats" ("sat ca"): the answer keeps "sat " only
+    # a beam of one ends inside "cats" ("sat ca"): the answer keeps "sat" only
     frames = [{c: 0.99} for c in "sat ca"]
     hyps = ctc_prefix_beam_search_single(
         _spell(frames), beam_width=1, token_to_text=CHARS, lexicon={"cats", "sat"}
@@ -208,7 +208,7 @@ def test_lexicon_search_that_cannot_finish_a_word_keeps_the_finished_ones():
     best = ctc_prefix_beam_search(
         _spell(frames), beam_width=1, token_to_text=CHARS, lexicon={"cats", "sat"}
     )
-    assert "".join(CHARS[k] for k in best[0]) == "sat "
+    assert "".join(CHARS[k] for k in best[0]) == "sat"
     pieces = ["<blank>", "\u2581sa", "t", "\u2581ca"]  # ▁sa t ▁ca: "ca" unfinished
     best = ctc_prefix_beam_search(
         _table([1, 0, 2, 0, 3], 4),
