@@ -35,7 +35,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from minispeech.asr.lexicon import WordState
+from minispeech.asr.lexicon import WordState, drop_unfinished_word
 
 
 @dataclass(frozen=True)
@@ -115,14 +115,14 @@ def ctc_prefix_beam_search(
         beta=beta,
         token_to_text=token_to_text,
         token_min_logp=token_min_logp,
-        lexicon=None if lexicon is None else frozenset(lexicon),
+        lexicon=lexicon,
     )
     best = []
     for b in range(n_batch):
         hyps = ctc_prefix_beam_search_single(log_probs[b, : lens[b]], **options)
         tokens = hyps[0].tokens
         if hyps[0].score == -math.inf and lexicon is not None:
-            tokens = WordState(token_to_text, None).drop_unfinished_word(tokens)
+            tokens = drop_unfinished_word(tokens, token_to_text)
         best.append(list(tokens))
     return best
 

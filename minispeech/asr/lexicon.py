@@ -65,14 +65,14 @@ class WordState:
             allowed = False
         return words + (partial,), allowed
 
-    def drop_unfinished_word(self, tokens: tuple) -> tuple:
-        """The tokens before the last word's start: when a lexicon search ends inside
-        a word (too few frames to finish one), its completed words."""
-        for i in range(len(tokens) - 1, -1, -1):
-            piece = self.token_to_text[tokens[i]]
-            if is_word_start(piece):
-                return tokens[:i]  # a " " before the word goes too
-        return ()
+
+def drop_unfinished_word(tokens: tuple, token_to_text: Sequence[str]) -> tuple:
+    """The tokens before the last word's start: when a lexicon search ends inside a
+    word (too few frames to finish one), its completed words."""
+    for i in range(len(tokens) - 1, -1, -1):
+        if is_word_start(token_to_text[tokens[i]]):
+            return tokens[:i]  # a " " before the word goes too
+    return ()
 
 
 def load_lexicon(path) -> frozenset:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from minispeech.asr.asr_model import ASRModel
 from minispeech.asr.config_sections import check_decoding
-from minispeech.asr.lexicon import WordState, read_lexicon
+from minispeech.asr.lexicon import WordState, drop_unfinished_word, read_lexicon
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_decoding import rnnt_beam_search, rnnt_greedy_decode
 from minispeech.asr.tdt import tdt_loss
@@ -131,7 +131,7 @@ class TransducerModel(ASRModel):
                 )
                 tokens = hyps[0].tokens
                 if words is not None and not words.finished(tokens)[1]:
-                    tokens = words.drop_unfinished_word(tokens)  # ran out of frames
+                    tokens = drop_unfinished_word(tokens, self.tokenizer.tokens)
                 best.append(list(tokens))
             return best
         return rnnt_greedy_decode(self.decoder, self.joint, enc, enc_lens, max_symbols)

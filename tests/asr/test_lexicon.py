@@ -2,7 +2,7 @@
 
 import pytest
 
-from minispeech.asr.lexicon import WordState, load_lexicon
+from minispeech.asr.lexicon import WordState, drop_unfinished_word, load_lexicon
 from minispeech.asr.ngram_lm import NGramLM
 
 
@@ -35,8 +35,8 @@ def test_word_state_characters():
     assert not words.allows(spell("ca sat"))  # "ca" completed, not a word
     assert words.finished(spell("cat sat")) == (("cat", "sat"), True)
     assert words.finished(spell("cat ca")) == (("cat", "ca"), False)
-    assert words.drop_unfinished_word(spell("cat ca")) == spell("cat")
-    assert words.drop_unfinished_word(spell("ca")) == ()
+    assert drop_unfinished_word(spell("cat ca"), chars) == spell("cat")
+    assert drop_unfinished_word(spell("ca"), chars) == ()
 
 
 def test_word_state_sentencepiece_pieces():
@@ -45,6 +45,6 @@ def test_word_state_sentencepiece_pieces():
     assert words((1, 2, 3, 4)) == (("the",), "cats", True)
     assert words.finished((1, 2, 3)) == (("the", "cat"), True)
     assert not words.allows((2, 4))  # "cas"
-    assert words.drop_unfinished_word((1, 2)) == (1,)
+    assert drop_unfinished_word((1, 2), pieces) == (1,)
     unconstrained = WordState(pieces, None)
     assert unconstrained.finished((2, 4)) == (("cas",), True)
