@@ -18,6 +18,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from minispeech.nn.dropout import Dropout
+
 # LSTM state: (h, c), each (n_layers, B, pred_hidden)
 State = tuple[Tensor, Tensor]
 
@@ -38,7 +40,7 @@ class LSTMDropout(nn.Module):
             batch_first=True,
             dropout=dropout if n_layers > 1 else 0.0,
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if forget_gate_bias is not None:  # gates are ordered i, f, g, o
             with torch.no_grad():
                 for name, bias in self.lstm.named_parameters():
@@ -134,7 +136,7 @@ class JointNetwork(nn.Module):
         # index 2 is the output layer as in NeMo (`joint_net.2`): dropout kept at p=0
         self.joint_net = nn.Sequential(
             ACTIVATIONS[activation](),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(joint_hidden, vocab_size + 1 + num_extra_outputs),
         )
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minispeech.nn.dropout import dropout
+
 MASKED_SCORE = -10000.0  # NeMo's value; exp(-10000) underflows to exactly 0 in float32
 IMPLS = ("reference", "sdpa")
 
@@ -124,7 +126,7 @@ def scaled_dot_product_attention(
     if mask is not None:
         # fully masked rows become 0, not uniform
         weights = weights.masked_fill(~mask, 0.0)
-    out = torch.matmul(F.dropout(weights, dropout_p), v)  # (B, H, T, d_k)
+    out = torch.matmul(dropout(weights, dropout_p), v)  # (B, H, T, d_k)
     return out, weights
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minispeech.nn.attention import MultiHeadAttention, RelPositionMultiHeadAttention
+from minispeech.nn.dropout import Dropout
 
 CONV_NORM_TYPES = ("batch_norm", "layer_norm")
 
@@ -36,7 +37,7 @@ class ConformerFeedForward(nn.Module):
     ):
         super().__init__()
         self.linear1 = nn.Linear(d_model, d_ff, bias=use_bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear2 = nn.Linear(d_ff, d_model, bias=use_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,7 +140,7 @@ class ConformerLayer(nn.Module):
         )
         self.norm_feed_forward2 = nn.LayerNorm(d_model)
         self.feed_forward2 = ConformerFeedForward(d_model, d_ff, dropout, use_bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm_out = nn.LayerNorm(d_model)
 
     def forward(

@@ -31,6 +31,8 @@ import math
 import torch
 from torch import nn
 
+from minispeech.nn.dropout import Dropout
+
 
 def sinusoid_table(positions: torch.Tensor, d_model: int) -> torch.Tensor:
     """Sinusoids at the given (float) positions: (P,) -> (P, D). Vaswani Sec. 3.5."""
@@ -60,8 +62,8 @@ class PositionalEncoding(nn.Module):
         self.d_model = d_model
         self.xscale = xscale
         self.pos_scale = pos_scale  # None: the plain table (1.0)
-        self.dropout = nn.Dropout(dropout)
-        self.dropout_emb = nn.Dropout(dropout_emb)
+        self.dropout = Dropout(dropout)
+        self.dropout_emb = Dropout(dropout_emb)
         self.register_buffer("pe", self._table(max_len), persistent=False)
 
     def extra_repr(self) -> str:

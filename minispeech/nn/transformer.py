@@ -34,6 +34,7 @@ from minispeech.nn.attention import (
     padding_mask,
     self_attention_mask,
 )
+from minispeech.nn.dropout import Dropout
 from minispeech.nn.positional import PositionalEncoding
 from minispeech.nn.subsampling import ConvSubsampling
 
@@ -44,7 +45,7 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.1):
         super().__init__()
         self.linear1 = nn.Linear(d_model, d_ff)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.linear2 = nn.Linear(d_ff, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ class TransformerEncoderLayer(nn.Module):
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout_att, True, impl)
         self.norm_feed_forward = nn.LayerNorm(d_model)
         self.feed_forward = FeedForward(d_model, d_ff, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self, x: torch.Tensor, att_mask: torch.Tensor | None = None
@@ -161,7 +162,7 @@ class TransformerDecoderLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout_att, True, impl)
         self.norm_feed_forward = nn.LayerNorm(d_model)
         self.feed_forward = FeedForward(d_model, d_ff, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self, x, self_kv_past, cross_kv, self_mask, cross_mask, need_weights=False
@@ -213,7 +214,7 @@ class TransformerDecoder(nn.Module):
             pos_scale=None if xscaling else 1.0 / scale,
         )
         self.embedding_norm = nn.LayerNorm(d_model) if embedding_norm else None
-        self.dropout_emb = nn.Dropout(dropout)
+        self.dropout_emb = Dropout(dropout)
         impl = "sdpa" if use_pytorch_sdpa else "reference"
         d_ff = d_model * ff_expansion_factor
         self.layers = nn.ModuleList(

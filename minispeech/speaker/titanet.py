@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from minispeech.nn.dropout import Dropout
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "selu": nn.SELU,
@@ -118,7 +120,7 @@ class JasperBlock(nn.Module):
                 width, filters, kernel_size, dilation, separable, conv_mask
             )
             if r < repeat - 1:  # the last sub-block's activation comes after the sum
-                layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
+                layers += [ACTIVATIONS[activation](), Dropout(dropout)]
             width = filters
         if se:
             layers.append(SqueezeExcite(filters, se_reduction_ratio, activation))
@@ -127,7 +129,7 @@ class JasperBlock(nn.Module):
         if residual:  # NeMo's list of residual panes; one pane without dense mode
             pane = conv_bn(c_in, filters, 1, 1, False, conv_mask)
             self.res = nn.ModuleList([nn.ModuleList(pane)])
-        self.mout = nn.Sequential(ACTIVATIONS[activation](), nn.Dropout(dropout))
+        self.mout = nn.Sequential(ACTIVATIONS[activation](), Dropout(dropout))
 
     @staticmethod
     def _run(layers, x: Tensor, lens: Tensor) -> Tensor:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from minispeech.nn.attention import MultiHeadAttention
+from minispeech.nn.dropout import Dropout
 from minispeech.nn.positional import RotaryEmbedding
 from minispeech.nn.transformer import FeedForward
 
@@ -60,7 +61,7 @@ class LMBlock(nn.Module):
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout, True, impl)
         self.norm_feed_forward = nn.LayerNorm(d_model)
         self.feed_forward = FeedForward(d_model, d_ff, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x, positions, past_kv, mask, rotary=None):
         """x (B, L, D) new positions; positions (B, L); past_kv keys/values of the
@@ -109,7 +110,7 @@ class TransformerLM(nn.Module):
         self.pos_emb = (
             nn.Embedding(max_len, d_model) if positions == "learned" else None
         )
-        self.dropout_emb = nn.Dropout(dropout)
+        self.dropout_emb = Dropout(dropout)
         impl = "sdpa" if use_pytorch_sdpa else "reference"
         d_ff = d_model * ff_expansion_factor
         self.layers = nn.ModuleList(

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minispeech.nn.dropout import Dropout
+
 
 class LoRALinear(nn.Module):
     """W0 x + b + (alpha / r) B A dropout(x): (..., d_in) -> (..., d_out). Hu Eq. 3."""
@@ -47,7 +49,7 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Parameter(torch.empty(rank, self.in_features, **factory))
         self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank, **factory))
         nn.init.normal_(self.lora_A, std=1.0 / math.sqrt(self.in_features))
-        self.lora_dropout = nn.Dropout(dropout)
+        self.lora_dropout = Dropout(dropout)
 
     def extra_repr(self) -> str:
         return (

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from minispeech.nn.attention import padding_mask
+from minispeech.nn.dropout import Dropout
 
 
 def sinusoid_positions(n_positions: int, d_model: int, device=None) -> Tensor:
@@ -60,8 +61,8 @@ class FFTAttention(nn.Module):
         self.qkv_net = nn.Linear(d_model, 3 * n_head * d_head)
         self.o_net = nn.Linear(n_head * d_head, d_model, bias=False)
         self.layer_norm = nn.LayerNorm(d_model)
-        self.drop = nn.Dropout(dropout)
-        self.dropatt = nn.Dropout(dropatt)
+        self.drop = Dropout(dropout)
+        self.dropatt = Dropout(dropatt)
 
     def forward(self, x: Tensor, valid: Tensor) -> Tensor:
         """x (B, T, D), valid (B, T) bool -> (B, T, D)."""
@@ -95,7 +96,7 @@ class ConvFeedForward(nn.Module):
             nn.Conv1d(d_model, d_inner, kernel_size, padding=pad),
             nn.ReLU(),
             nn.Conv1d(d_inner, d_model, kernel_size, padding=pad),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
         self.layer_norm = nn.LayerNorm(d_model)
 
@@ -154,7 +155,7 @@ class FFTransformer(nn.Module):
         super().__init__()
         assert d_model % 2 == 0, f"d_model must be even (sin|cos halves): {d_model}"
         self.d_model = d_model
-        self.drop = nn.Dropout(dropemb)
+        self.drop = Dropout(dropemb)
         self.layers = nn.ModuleList(
             FFTLayer(
                 n_head,

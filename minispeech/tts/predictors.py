@@ -30,6 +30,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from minispeech.nn.dropout import Dropout
+
 
 class ConvReLUNorm(nn.Module):
     """conv k -> ReLU -> LayerNorm over channels -> dropout, on (B, C, T)."""
@@ -43,7 +45,7 @@ class ConvReLUNorm(nn.Module):
             in_channels, out_channels, kernel_size, padding=kernel_size // 2
         )
         self.norm = nn.LayerNorm(out_channels)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, C_in, T) -> (B, C_out, T)."""
