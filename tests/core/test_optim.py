@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from minispeech.core.config import ConfigError
-from minispeech.core.optim import build_optimizer, build_scheduler
+from minispeech.core.optim import build_optimizer, build_scheduler, fused_supported
 
 
 def params():
@@ -38,6 +38,33 @@ def test_optimizers_and_their_arguments():
     )
     sgd = build_optimizer(params(), {"name": "sgd", "lr": 0.1, "momentum": 0.9})
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+
+
+def test_adam_is_fused_by_default_and_updates_as_the_loop_does():
+    """The fused AdamW (default where torch has it) takes the same steps as torch's
+    for-loop AdamW; `fused: false` and `foreach` are the user's to choose."""
+    torch.manual_seed(0)
+    start = [torch.randn(7, 5), torch.randn(5)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(5)]
+    cfg = {"name": "adamw", "lr": 0.01, "weight_decay": 0.1}
+    finals = []
+    for extra in ({}, {"fused": False}):
+        ps = [p.clone().requires_grad_() for p in start]
+        opt = build_optimizer(ps, {**cfg, **extra})
+        assert opt.defaults["fused"] == (extra == {} and fused_supported(ps))
+        for g in grads:
+            for p, gp in zip(ps, g):
+                p.grad = gp.clone()
+            opt.step()
+        finals.append([p.detach() for p in ps])
+    for a, b in zip(*finals):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    foreach = build_optimizer(params(), {**cfg, "foreach": True})
+    assert not foreach.defaults["fused"] and foreach.defaults["foreach"]
+    version = tuple(int(v) for v in torch.__version__.split(".")[:2])
+    assert fused_supported(params()) == (version >= (2, 4))  # CPU parameters
+    assert not fused_supported([torch.zeros(3, dtype=torch.long)])
+    assert fused_supported([{"params": params()}]) == (version >= (2, 4))
 
 
 def test_bad_optimizer_config_is_named():

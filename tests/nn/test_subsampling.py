@@ -73,3 +73,69 @@ def test_bad_arguments_are_refused():
         ConvSubsampling(80, 64, "vggnet", 4)
     with pytest.raises(ValueError, match="power of 2"):
         ConvSubsampling(80, 64, "striding", 6)
+
+
+def reference_subsampling(sub, x, lens):
+    """The stage as NeMo writes it, in float64 and out of place: zero the padded
+    frames before every convolution and at the end, then flatten and project."""
+    h = x.double().unsqueeze(1)  # (B, 1, T, M)
+    for layer in sub.conv:
+        if isinstance(layer, torch.nn.Conv2d):
+            valid = torch.arange(h.size(2)) < lens[:, None]  # (B, T)
+            h = h * valid[:, None, :, None]
+            if layer.stride[0] == 2:
+                lens = subsampled_length(lens, 1)
+            h = torch.nn.functional.conv2d(
+                h,
+                layer.weight.double(),
+                layer.bias.double(),
+                layer.stride,
+                layer.padding,
+                groups=layer.groups,
+            )
+        else:
+            h = torch.relu(h)
+    valid = torch.arange(h.size(2)) < lens[:, None]
+    h = h * valid[:, None, :, None]
+    b, c, t, f = h.shape
+    h = h.transpose(1, 2).reshape(b, t, c * f)  # (B, T', C*M')
+    out = torch.nn.functional.linear(h, sub.out.weight.double(), sub.out.bias.double())
+    return out, lens
+
+
+@pytest.mark.parametrize("kind,factor", [("striding", 4), ("dw_striding", 8)])
+def test_in_place_masks_give_the_reference_values_and_gradients(kind, factor):
+    """The masks and ReLUs run in place: the values and the gradients (weights and
+    input) equal the out-of-place float64 reference, and the input is untouched."""
+    torch.manual_seed(0)
+    sub = ConvSubsampling(16, 12, kind, factor, conv_channels=6)
+    with torch.no_grad():
+        for p in sub.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(3, 37, 16)
+    lens = torch.tensor([37, 20, 9])
+    x_before = x.clone()
+    weights = torch.randn(
+        3, subsampled_length(torch.tensor(37), factor.bit_length() - 1), 12
+    )
+    grads = []
+    for fn in (sub, lambda x, lens: reference_subsampling(sub, x, lens)):
+        xi = x.clone().requires_grad_()
+        sub.zero_grad()
+        out, out_lens = fn(xi, lens)
+        (out.double() * weights.double()).sum().backward()
+        grads.append(
+            (
+                out.double(),
+                out_lens,
+                xi.grad,
+                [p.grad.clone() for p in sub.parameters()],
+            )
+        )
+    (out, out_lens, gx, gp), (ref, ref_lens, rgx, rgp) = grads
+    assert torch.equal(out_lens, ref_lens)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx.double(), rgx.double(), rtol=1e-5, atol=1e-5)
+    for a, b in zip(gp, rgp):
+        torch.testing.assert_close(a.double(), b.double(), rtol=1e-4, atol=1e-5)
+    assert torch.equal(x, x_before)
