@@ -198,9 +198,10 @@ def nemo_transcribe(model, audio: torch.Tensor, audio_lens: torch.Tensor, name: 
     return [h.text for h in hyps]
 
 
-def train_step(model, loss_fn):
-    """One optimizer step of `model`: zero grads, loss, backward, AdamW."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+def train_step(model, loss_fn, optimizer=None):
+    """One optimizer step of `model`: zero grads, loss, backward, optimizer step
+    (default: torch's AdamW with its defaults, what NeMo's `optim: adamw` builds)."""
+    optimizer = optimizer or torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
 
     def step():

@@ -7,8 +7,9 @@ median of each side, the ratio minispeech / NeMo (below 1: minispeech is faster)
 1-minute load average before and after. Without NeMo it says so and times minispeech
 alone. Nothing here is a number measured elsewhere.
 
-- train_ctc: Conformer-CTC small (13.0 M), batch 8 x 4 s, SpecAugment on, AdamW;
-  a step is forward, loss, backward, optimizer step.
+- train_ctc: Conformer-CTC small (13.0 M), batch 8 x 4 s, SpecAugment on, AdamW as
+  each toolkit builds it from `optim: adamw` (NeMo: torch's default; minispeech: the
+  fused kernel); a step is forward, loss, backward, optimizer step.
 - train_rnnt: FastConformer-Transducer small (13.6 M), same batch, RNN-T loss.
 - infer: real-time factor (compute time / audio time) of greedy transcription, eval
   mode, no_grad, batch 1 and 16, for each family.
@@ -32,8 +33,10 @@ from importlib.metadata import version
 
 import nemo_shapes as shapes
 import torch
-from common import median_ms
+from common import ENGINE, add_scopes, breakdown, conformer_group, median_ms
 from torch.profiler import ProfilerActivity, profile, record_function
+
+from minispeech.core.optim import build_optimizer
 
 BENCHMARKS = ("train_ctc", "train_rnnt", "infer", "profile")
 N_VOCAB = 28  # the recipes' characters; blank is index 28
@@ -68,6 +71,12 @@ def report(rows: list, name: str, unit: str, times: dict, load_before: float) ->
     )
 
 
+def minispeech_adamw(model):
+    """AdamW as minispeech's trainer builds it from `optim: {name: adamw}` (fused
+    where torch has the kernel)."""
+    return build_optimizer(model.parameters(), {"name": "adamw", "lr": 1e-3})
+
+
 def bench_train(name: str, nemo_models, args, rows: list) -> None:
     label = LABELS[name]
     nemo, ours = shapes.build_pair(name, nemo_models)
@@ -79,7 +88,7 @@ def bench_train(name: str, nemo_models, args, rows: list) -> None:
             nemo, lambda: shapes.nemo_loss(nemo, batch, name)
         )
     fns["minispeech"] = shapes.train_step(
-        ours, lambda: ours.training_step(batch)["loss"]
+        ours, lambda: ours.training_step(batch)["loss"], minispeech_adamw(ours)
     )
     before = load()
     times = median_ms(fns, args.steps, warmup=args.warmup)
@@ -119,93 +128,24 @@ def bench_infer(nemo_models, args, rows: list) -> None:
 
 
 # ---------------------------------------------------------------- profile
-FRONT, ATTENTION = "front end (mel, SpecAugment)", "attention (+ norm, rel. positions)"
-CONV, FEED_FORWARD = "convolution module (+ norm)", "feed-forward (+ norms)"
-LOSS, ENGINE, OPTIM = "head, log-softmax, CTC loss", "autograd engine", "AdamW"
-TOP_GROUPS = {  # CTCModel module -> group
-    "preprocessor": FRONT,
-    "spec_augment": FRONT,
-    "encoder.pre_encode": "subsampling",
-    "encoder.pos_enc": ATTENTION,
-    "head": LOSS,
-}
-LAYER_GROUPS = {  # a ConformerLayer's child -> group; the rest of the layer: residuals
-    **dict.fromkeys(("norm_self_att", "self_attn"), ATTENTION),
-    **dict.fromkeys(("norm_conv", "conv"), CONV),
-    **dict.fromkeys(
-        ("norm_feed_forward1", "feed_forward1", "norm_feed_forward2", "feed_forward2"),
-        FEED_FORWARD,
-    ),
-}
+FRONT, LOSS = "front end (mel, SpecAugment)", "head, log-softmax, CTC loss"
+OPTIM = "AdamW"
+TOP_GROUPS = {"preprocessor": FRONT, "spec_augment": FRONT, "head": LOSS}
 
 
 def group_of(name: str) -> str | None:
-    parts = name.split(".")
-    if name.startswith("encoder.layers.") and len(parts) == 3:
-        return "residuals, dropout, out norm"
-    if name.startswith("encoder.layers.") and len(parts) == 4:
-        return LAYER_GROUPS.get(parts[3])
-    return TOP_GROUPS.get(name)
-
-
-def add_scopes(model) -> list:
-    """Forward hooks that open a record_function named after each module's group
-    (only here, in the benchmark; the package has no hooks)."""
-    handles, stack = [], []
-
-    def enter(label):
-        def pre_hook(module, inputs):
-            stack.append(record_function("group::" + label))
-            stack[-1].__enter__()
-
-        return pre_hook
-
-    def leave(module, inputs, output):
-        stack.pop().__exit__(None, None, None)
-
-    for name, module in model.named_modules():
-        if (label := group_of(name)) is not None:
-            handles.append(module.register_forward_pre_hook(enter(label)))
-            handles.append(module.register_forward_hook(leave))
-    return handles
-
-
-def innermost_group(event) -> str | None:
-    parent = event.cpu_parent
-    while parent is not None and not parent.name.startswith("group::"):
-        parent = parent.cpu_parent
-    return parent.name[len("group::") :] if parent is not None else None
-
-
-def breakdown(events) -> dict:
-    """Group -> [forward ms, backward ms]. Forward: each group's scope time less the
-    scopes nested in it. Backward: each autograd node's time goes to the group whose
-    forward op made it (the profiler gives both the same sequence number; an op that
-    makes no node records the next node's number, so the last op to carry a number,
-    in start order, is the one that made it)."""
-    table, seq_group = {}, {}
-    for e in sorted(events, key=lambda e: e.time_range.start):
-        ms = e.time_range.elapsed_us() / 1e3
-        if e.name.startswith("group::"):
-            table.setdefault(e.name[len("group::") :], [0.0, 0.0])[0] += ms
-            if (outer := innermost_group(e)) is not None:
-                table.setdefault(outer, [0.0, 0.0])[0] -= ms
-        elif e.name.startswith("autograd::engine::evaluate_function"):
-            group = seq_group.get(e.sequence_nr, ENGINE)
-            table.setdefault(group, [0.0, 0.0])[1] += ms
-        elif e.sequence_nr >= 0 and (group := innermost_group(e)) is not None:
-            seq_group[e.sequence_nr] = group
-    return table
+    """The profile group of a CTCModel's submodule `name` (None: its parent's)."""
+    return TOP_GROUPS.get(name) or conformer_group(name, prefix="encoder.")
 
 
 def profile_step(args) -> None:
     _, model = shapes.build_pair("ctc", None)
     batch = shapes.make_batch(8, args.seconds, N_LABELS, N_VOCAB, seed=1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = minispeech_adamw(model)
     model.training_step(batch)["loss"].backward()  # warm-up: allocations, and
     optimizer.step()  # AdamW's state, so that the profiled step is a steady one
     optimizer.zero_grad(set_to_none=True)
-    handles = add_scopes(model)
+    handles = add_scopes(model, group_of)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         with record_function("group::" + LOSS):  # what no module claims: the loss
