@@ -20,6 +20,13 @@ lp = 1: the best finished >= the best live). The search ends when every item is 
 or after max_len steps, where the live beams finish without EOS (|Y| = max_len).
 
 Only the K best extensions may finish, so beam_size=1 is greedy decoding (alpha = 0).
+
+Lexicon constraint (optional, `lexicon.py`'s `WordState`): an extension whose words
+leave the lexicon scores -inf, and EOS may only follow a whole lexicon word, so every
+finished hypothesis is a sequence of lexicon words. Live beams that reach max_len
+finish only if they end on a whole word; an item left with none gets the completed
+words of its best live beam.
+
 Differences from the paper: no coverage penalty (beta = 0 in Eq. 14) and no pruning
 by a score margin below the best hypothesis: the beam width is the only pruning.
 """
@@ -29,6 +36,8 @@ from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor
+
+from minispeech.asr.lexicon import WordState, drop_unfinished_word
 
 
 class StepDecoder(Protocol):
@@ -154,6 +163,21 @@ def _extend(scores: Tensor, log_probs: Tensor, eos_id: int):
     return eos_scores, eos_rows, live, rows, (idx % vocab).flatten()
 
 
+def lexicon_penalty(
+    words: WordState, prefixes: Tensor, eos_id: int, vocab: int
+) -> Tensor:
+    """(R, V) float64 to add to the next token's log-probs of R prefixes (R, L):
+    0 where the lexicon allows the token, -inf elsewhere (EOS: after a whole word)."""
+    allowed = torch.zeros(prefixes.size(0), vocab, dtype=torch.bool)  # (R, V)
+    for row, prefix in enumerate(prefixes.tolist()):
+        tokens = tuple(prefix)
+        mask = words.next_allowed(tokens)[:vocab]
+        allowed[row, : mask.numel()] = mask
+        allowed[row, eos_id] = words.finished(tokens)[1]
+    penalty = torch.zeros(allowed.shape, dtype=torch.float64)
+    return penalty.masked_fill_(~allowed, -torch.inf).to(prefixes.device)
+
+
 @torch.no_grad()
 def aed_beam_search(
     model: StepDecoder,
@@ -165,12 +189,14 @@ def aed_beam_search(
     beam_size: int = 4,
     length_penalty: float = 0.0,
     return_scores: bool = False,
+    words: WordState | None = None,
 ):
     """Batched beam search over B*K rows; the rule is in the module docstring.
 
     memory (B, T', D), memory_lens (B,), prompt (B, P) -> the best hypothesis per item
     (prompt and EOS excluded); with return_scores, (hypotheses, their s(Y, X)).
-    Equals `aed_beam_search_reference` item by item. Call model.eval() first.
+    words: a WordState with a lexicon, to spell only its words. Equals
+    `aed_beam_search_reference` item by item. Call model.eval() first.
     """
     _check_inputs(memory, memory_lens, prompt, max_len)
     assert beam_size >= 1 and length_penalty >= 0, (beam_size, length_penalty)
@@ -186,12 +212,14 @@ def aed_beam_search(
         torch.full_like(scores[:, 0], -torch.inf), [[] for _ in range(n_batch)]
     )
     bound_lp = gnmt_length_penalty(max_len, length_penalty)
+    vocab = log_probs.size(-1)
     for step in range(1, max_len + 1):
         lp = gnmt_length_penalty(step, length_penalty)
         # 1) EOS extensions among the K best finish with |Y| = step
-        eos_scores, eos_rows, scores, rows, new_ids = _extend(
-            scores, log_probs[:, -1].double(), eos_id
-        )
+        next_lp = log_probs[:, -1].double()  # (B*K, V)
+        if words is not None:
+            next_lp = next_lp + lexicon_penalty(words, prefixes, eos_id, vocab)
+        eos_scores, eos_rows, scores, rows, new_ids = _extend(scores, next_lp, eos_id)
         _finish(best, eos_scores / lp, eos_rows, prefixes)
         # 2) the K best non-EOS extensions stay live
         prefixes = torch.cat([prefixes[rows], new_ids.unsqueeze(1)], 1)  # (B*K, step)
@@ -206,8 +234,25 @@ def aed_beam_search(
         )  # (B*K, 1, V)
     # 4) live beams that reach max_len finish without EOS (|Y| = max_len)
     own_rows = torch.arange(n_batch * k, device=device).view(n_batch, k)  # (B, K)
-    _finish(best, scores / bound_lp, own_rows, prefixes)
+    final = scores
+    if words is not None:  # ... on a whole word, with a lexicon
+        whole = [words.finished(tuple(p))[1] for p in prefixes.tolist()]
+        whole = torch.tensor(whole, device=device).view(n_batch, k)
+        final = scores.masked_fill(~whole, -torch.inf)
+    _finish(best, final / bound_lp, own_rows, prefixes)
+    if words is not None:
+        _fall_back_to_completed_words(best, scores, own_rows, prefixes, words)
     return (best.tokens, best.score.tolist()) if return_scores else best.tokens
+
+
+def _fall_back_to_completed_words(best, scores, own_rows, prefixes, words) -> None:
+    """Items without a finished hypothesis: the completed words of the best live
+    beam (score: -inf, it did not finish)."""
+    top, col = scores.max(dim=1)  # (B,)
+    for b in torch.nonzero(best.score == -torch.inf).flatten().tolist():
+        if top[b] > -torch.inf:
+            tokens = tuple(prefixes[own_rows[b, col[b]]].tolist())
+            best.tokens[b] = list(drop_unfinished_word(tokens, words.token_to_text))
 
 
 def _next_log_probs(model, memory, memory_lens, prompt, tokens) -> list[float]:
@@ -226,11 +271,21 @@ def aed_beam_search_reference(
     max_len: int,
     beam_size: int = 4,
     length_penalty: float = 0.0,
+    words: WordState | None = None,
 ) -> tuple[list[int], float]:
     """Beam search for one utterance, slow and plain: lists of (score, tokens).
 
     memory (T', D) cut to its length, prompt (P,) -> (best tokens, s(Y, X)).
+    words: a WordState with a lexicon; an extension it does not allow is skipped.
     """
+
+    def allowed(tokens: list[int]) -> bool:
+        if words is None:
+            return True
+        if tokens and tokens[-1] == eos_id:  # EOS: only after a whole word
+            return words.finished(tuple(tokens[:-1]))[1]
+        return words.allows(tuple(tokens))
+
     assert memory.ndim == 2 and prompt.ndim == 1, (memory.shape, prompt.shape)
     memory, memory_lens = memory.unsqueeze(0), torch.tensor([memory.size(0)])
     bound_lp = gnmt_length_penalty(max_len, length_penalty)
@@ -243,6 +298,7 @@ def aed_beam_search_reference(
         for score, tokens in live:
             next_lp = _next_log_probs(model, memory, memory_lens, prompt, tokens)
             cands += [(score + x, tokens + [v]) for v, x in enumerate(next_lp)]
+        cands = [cand for cand in cands if allowed(cand[1])]
         cands.sort(key=lambda cand: -cand[0])
         # 2) EOS extensions among the K best finish with |Y| = step
         for score, tokens in cands[:beam_size]:
@@ -250,10 +306,13 @@ def aed_beam_search_reference(
                 best_score, best_tokens = score / lp, tokens[:-1]
         # 3) the K best non-EOS extensions stay live
         live = [cand for cand in cands if cand[1][-1] != eos_id][:beam_size]
-        # 4) stopping rule: the best live beam cannot win any more
-        if best_score >= live[0][0] / bound_lp:
+        # 4) stopping rule: the best live beam cannot win any more (or none is left)
+        if not live or best_score >= live[0][0] / bound_lp:
             return best_tokens, best_score
     for score, tokens in live:  # 5) max_len reached: finish without EOS
-        if score / bound_lp > best_score:
+        whole = words is None or words.finished(tuple(tokens))[1]
+        if whole and score / bound_lp > best_score:
             best_score, best_tokens = score / bound_lp, tokens
+    if best_score == -float("inf") and live and words is not None:
+        best_tokens = list(drop_unfinished_word(tuple(live[0][1]), words.token_to_text))
     return best_tokens, best_score

@@ -31,13 +31,21 @@ import torch
 from torch import Tensor, nn
 
 from minispeech.asr.aed_dataset import PromptedDataset, written_form_scores
-from minispeech.asr.aed_tokenizer import AggregateTokenizer, aggregate_from_manifest
+from minispeech.asr.aed_tokenizer import (
+    PNC,
+    SPECIAL,
+    AggregateTokenizer,
+    aggregate_from_manifest,
+)
 from minispeech.asr.asr_model import ASRModel, pad_waves
+from minispeech.asr.config_sections import check_decoding
+from minispeech.asr.lexicon import WordState, read_lexicon
 from minispeech.core.config import ConfigError
 from minispeech.data import collate_audio_text
 from minispeech.nn.ctc import ctc_loss
 from minispeech.nn.transformer import DecoderCache, TransformerDecoder
 
+NO_TEXT = "\x00"  # the text of special tokens for the lexicon: no word holds it
 PAD_MULTIPLE = 8  # NeMo pads the embedding and the head to a multiple of 8 tokens
 TOKENIZER_KEYS = ("dir", "langs", "vocab_size", "train_manifest")
 PROMPT_DEFAULTS = {
@@ -47,13 +55,14 @@ PROMPT_DEFAULTS = {
     "pnc": False,
 }
 LOSS_DEFAULTS = {"label_smoothing": 0.0, "ctc_weight": 0.0}
-# max_generation_delta < 0: no cap from the encoder length (NeMo's default, -1)
-# strategy "greedy" decodes with beam 1 whatever beam_size says (the CTC/RNN-T key)
+# max_generation_delta < 0: no cap from the encoder length (NeMo's default, -1);
+# strategy "greedy" decodes with beam 1 whatever beam_size says; lexicon: word_state
 DECODING_DEFAULTS = {
     "strategy": "beam",
     "beam_size": 1,
     "length_penalty": 0.0,
     "max_generation_delta": -1,
+    "lexicon": None,
 }
 
 
@@ -91,16 +100,8 @@ class AEDModel(ASRModel):
         if not (0 <= self.label_smoothing < 1 and 0 <= self.ctc_weight < 1):
             raise ConfigError("model.loss: label_smoothing and ctc_weight in [0, 1)")
         self.decoding_cfg = {**DECODING_DEFAULTS, **self.section("decoding")}
-        beam = self.decoding_cfg["beam_size"]
-        if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
-            raise ConfigError(
-                f"model.decoding.beam_size: a positive integer, not {beam!r}"
-            )
-        if self.decoding_cfg["strategy"] not in ("greedy", "beam"):
-            raise ConfigError(
-                "model.decoding.strategy: 'greedy' or 'beam', not "
-                f"{self.decoding_cfg['strategy']!r}"
-            )
+        check_decoding(self.decoding_cfg)
+        self.lexicon_cache = {}  # decoding.lexicon path -> words, read on first use
         dec_cfg = self.section("decoder")
         self.decoder = TransformerDecoder(self.num_classes, **dec_cfg)
         self.max_sequence_length = int(dec_cfg.get("max_len", 512))
@@ -331,17 +332,31 @@ class AEDModel(ASRModel):
     def generate(
         self, memory: Tensor, memory_lens: Tensor, prompt: Sequence[int], beam_size=1
     ) -> list[list[int]]:
-        """memory (B, T', D_dec) -> token ids per item after `prompt` (no EOS)."""
+        """memory (B, T', D_dec) -> token ids per item after `prompt` (no EOS). With
+        `decoding.lexicon`, a prompt without <|pnc|> spells only lexicon words (the
+        written form, capitalized and punctuated, is left free)."""
         from minispeech.asr.aed_decoding import aed_beam_search, aed_greedy_decode
 
         prompt_ids = torch.tensor(list(prompt), device=memory.device)
         prompt_ids = prompt_ids.expand(memory.size(0), -1)  # (B, P)
         args = (memory, memory_lens, prompt_ids, self.tokenizer.eos_id)
         max_len = self.max_generation_length(memory.size(1), len(prompt))
-        if beam_size == 1:
+        words = self.word_state(prompt)
+        if beam_size == 1 and words is None:
             return aed_greedy_decode(self, *args, max_len)
         penalty = float(self.decoding_cfg["length_penalty"])
-        return aed_beam_search(self, *args, max_len, beam_size, penalty)
+        return aed_beam_search(self, *args, max_len, beam_size, penalty, words=words)
+
+    def word_state(self, prompt: Sequence[int]) -> WordState | None:
+        """The lexicon constraint after `prompt` (None without `decoding.lexicon` or
+        for a <|pnc|> prompt). Special tokens spell nothing (ids_to_text drops them,
+        a "▁" among them): NO_TEXT, which no lexicon word holds, keeps them out."""
+        lexicon = read_lexicon(self.decoding_cfg, self.lexicon_cache)
+        if lexicon is None or self.tokenizer.token_to_id(PNC[True]) in list(prompt):
+            return None
+        tokens, lang_of = self.tokenizer.tokens, self.tokenizer.lang_of
+        texts = [NO_TEXT if lang_of(i) == SPECIAL else t for i, t in enumerate(tokens)]
+        return WordState(texts, lexicon)
 
     def beam_size(self) -> int:
         """The configured beam: 1 with strategy greedy, else decoding.beam_size."""

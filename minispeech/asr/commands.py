@@ -7,11 +7,11 @@
 
 Decoding is greedy, or with `--beam N` beam search (CTC: prefix beam search, which
 `--lm lm.arpa --lm-alpha 0.5 --lm-beta 1.0` fuses with a word n-gram LM).
-`--lexicon FILE` (a word list or an ARPA LM) makes a CTC or RNN-T beam spell only those
-words. These options are aliases of the model config overrides `decoding.strategy=beam
-decoding.beam_size=N decoding.lm_path=... decoding.lm_alpha=... decoding.lm_beta=...
-decoding.lexicon=...`, so the model's own key check answers a model that cannot use
-them.
+`--lexicon FILE` (a word list or an ARPA LM) makes a CTC, RNN-T or AED beam spell only
+those words. These options are aliases of the model config overrides
+`decoding.strategy=beam decoding.beam_size=N decoding.lm_path=... decoding.lm_alpha=...
+decoding.lm_beta=... decoding.lexicon=...`, so the model's own key check answers a
+model that cannot use them.
 
 MODEL is a model file written by minispeech (`save_to`, the end of `minispeech train`)
 or a NeMo `.nemo` file, which is imported (`minispeech.import_nemo`). A manifest line
@@ -134,18 +134,16 @@ def transcribe_verb(argv: list[str]) -> int:
         parser.error("give audio files or --manifest")
     names, waves = audio_inputs(args.audio, args.manifest)
     model = load_asr_model(args.model, args.device)
-    if hasattr(model, "decode_step"):  # an attention encoder-decoder: prompt flags
+    aed = hasattr(model, "decode_step")  # an attention encoder-decoder: prompt flags
+    if aed and args.lm:
+        raise CommandError("--lm: LM fusion is for CTC beam search, not an AED model")
+    if not aed and (args.pnc or args.prompt):
+        parser.error(f"--pnc/--prompt need an AED model, not a {type(model).__name__}")
+    overrides = decoding_overrides(args)
+    if overrides:
+        model = with_overrides(model, overrides, f"{args.model} {' '.join(overrides)}")
+    if aed:
         aed_transcribe = aed_transcriber(model, args)
-    else:
-        if args.pnc or args.prompt:
-            parser.error(
-                f"--pnc/--prompt need an AED model, not a {type(model).__name__}"
-            )
-        overrides = decoding_overrides(args)
-        if overrides:
-            model = with_overrides(
-                model, overrides, f"{args.model} {' '.join(overrides)}"
-            )
     if args.timestamps and not hasattr(model, "transcribe_with_timestamps"):
         parser.error(f"--timestamps needs a CTC model, not a {type(model).__name__}")
     timestamps = args.timestamps
@@ -162,12 +160,8 @@ def transcribe_verb(argv: list[str]) -> int:
 
 
 def aed_transcriber(model, args):
-    """model.transcribe with the prompt of --pnc or --prompt and the --beam size;
-    --lm is refused (no LM fusion for AED decoding)."""
-    if args.lm:
-        raise CommandError("--lm: LM fusion is for CTC beam search, not an AED model")
-    if args.lexicon:
-        raise CommandError("--lexicon: for CTC and transducer beams, not an AED model")
+    """model.transcribe with the prompt of --pnc or --prompt and the --beam size
+    (--lexicon reached the model as decoding.lexicon)."""
     prompt = prompt_ids(model.tokenizer, args.prompt) if args.prompt else None
 
     def transcribe(waves, batch_size):

@@ -5,14 +5,16 @@ vocabulary it should only spell known words. Lexicon-based decoding (Collobert e
 2016, "Wav2Letter", arXiv:1609.03193, Sec. 2.4; the lexicon decoder of flashlight)
 keeps a hypothesis only while its unfinished word is the beginning of a lexicon word
 and every completed word is in the lexicon; a finished hypothesis must also end on a
-whole word. Both CTC prefix beam search (`ctc_decoding.py`) and transducer beam search
-(`rnnt_decoding.py`) use this one `WordState`.
+whole word. CTC prefix beam search (`ctc_decoding.py`), transducer beam search
+(`rnnt_decoding.py`) and the AED beam (`aed_decoding.py`) use this one `WordState`.
 
 Words are split as the tokenizers write them: a " " token separates words, and a
 SentencePiece piece that starts with "\u2581" (or " ") starts a new one.
 """
 
 from typing import Iterable, Sequence
+
+import torch
 
 SP_SPACE = "\u2581"  # SentencePiece's word-start mark
 
@@ -33,6 +35,7 @@ class WordState:
         if self.lexicon is not None:
             self.starts = {w[:i] for w in self.lexicon for i in range(len(w) + 1)}
         self.states = {(): ((), "", True)}
+        self.next_masks = {}  # unfinished word -> (V,) bool, see next_allowed
 
     def __call__(self, tokens: tuple) -> tuple[tuple, str, bool]:
         """(completed words, unfinished word, allowed by the lexicon so far)."""
@@ -52,6 +55,28 @@ class WordState:
     def allows(self, tokens: tuple) -> bool:
         """Can this prefix still become a sequence of lexicon words?"""
         return self(tokens)[2]
+
+    def next_allowed(self, tokens: tuple) -> torch.Tensor:
+        """(V,) bool over token ids: does tokens + (v,) stay allowed? The same as
+        `allows(tokens + (v,))` for every v, computed from the unfinished word alone
+        (and cached by it), without building V new states."""
+        words, partial, allowed = self(tokens)
+        if not allowed:
+            return torch.zeros(len(self.token_to_text), dtype=torch.bool)
+        if partial not in self.next_masks:
+            ends_word = not partial or self.lexicon is None or partial in self.lexicon
+            self.next_masks[partial] = torch.tensor(
+                [self._continues(partial, ends_word, p) for p in self.token_to_text],
+                dtype=torch.bool,
+            )
+        return self.next_masks[partial]
+
+    def _continues(self, partial: str, ends_word: bool, piece: str) -> bool:
+        if self.starts is None:
+            return True
+        if is_word_start(piece):  # completes `partial`, starts a new word
+            return ends_word and piece.lstrip(" " + SP_SPACE) in self.starts
+        return partial + piece in self.starts
 
     def finished(self, tokens: tuple) -> tuple[tuple, bool]:
         """All words, the unfinished one completed, and whether they are all known."""

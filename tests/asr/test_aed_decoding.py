@@ -145,6 +145,13 @@ def normalised_score(model, memory, prompt, seq, alpha):
     return float(raw) / gnmt_length_penalty(len(seq), alpha)
 
 
+def brute_force(model, memory, memory_lens, prompt, seqs, alpha, b):
+    """Item b's best of `seqs` by s(Y, X), and every sequence's score."""
+    mem = memory[b, : memory_lens[b]]
+    scores = {tuple(s): normalised_score(model, mem, prompt[b], s, alpha) for s in seqs}
+    return max(scores, key=scores.get), scores
+
+
 @pytest.mark.parametrize("max_len, alpha", [(3, 0.0), (3, 1.0), (4, 0.0), (4, 0.5)])
 def test_beam_search_against_brute_force(max_len, alpha):
     vocab_size = 4
@@ -160,11 +167,7 @@ def test_beam_search_against_brute_force(max_len, alpha):
     greedy = aed_greedy_decode(model, memory, memory_lens, prompt, eos_id, max_len)
     assert greedy != hyps  # a case where search matters
     for b in range(3):
-        mem = memory[b, : memory_lens[b]]
-        brute = {
-            tuple(s): normalised_score(model, mem, prompt[b], s, alpha) for s in seqs
-        }
-        best = max(brute, key=brute.get)
+        best, brute = brute_force(model, memory, memory_lens, prompt, seqs, alpha, b)
         assert hyps[b] == [t for t in best if t != eos_id]
         assert scores[b] == pytest.approx(brute[best], abs=1e-5)
         # beam 4 is not always better than greedy (beam search is not monotone in

@@ -235,3 +235,30 @@ def test_transcribe_and_validation_run_greedy(model):
         stats = model.validation_step(model.collate(items(model)))
     metrics = model.validation_metrics(stats)
     assert stats["count"] == 2 and 0.0 <= metrics["val_cer"]
+
+
+def test_lexicon_constrains_the_spoken_form_only(tok_dir, tmp_path):
+    """decoding.lexicon: the <|nopnc|> transcripts (greedy's beam of one included)
+    spell lexicon words only, where the random model spells others without it; the
+    <|pnc|> transcripts are left free. A lexicon with greedy is refused."""
+    words = tmp_path / "words.txt"
+    words.write_text("call\nbob\nthe\nlight\n")
+    torch.manual_seed(0)
+    free = AEDModel(tiny_config(tok_dir)).eval()
+    cfg = tiny_config(
+        tok_dir, decoding={"max_generation_delta": 4, "lexicon": str(words)}
+    )
+    constrained = AEDModel(cfg).eval()
+    constrained.load_state_dict(free.state_dict())
+    waves = [torch.randn(4000 + 900 * k) * 0.1 for k in range(4)]
+    free_texts = free.transcribe(waves, beam_size=2)
+    assert any(set(t.split()) - {"call", "bob", "the", "light"} for t in free_texts)
+    for beam in (1, 2):
+        for text in constrained.transcribe(waves, beam_size=beam):
+            assert set(text.split()) <= {"call", "bob", "the", "light"}, text
+    assert constrained.transcribe(waves, pnc=True, beam_size=2) == free.transcribe(
+        waves, pnc=True, beam_size=2
+    )
+    greedy = {"strategy": "greedy", "lexicon": str(words)}
+    with pytest.raises(ConfigError, match="lexicon.*strategy=beam"):
+        AEDModel(tiny_config(tok_dir, decoding=greedy))

@@ -333,9 +333,9 @@ CASES = {
         ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "decoding.lexicon=3"],
         ["model.decoding.lexicon", "a file path, got 3"],
     ),
-    "transcribe-lexicon-on-aed": (
-        ["transcribe", "{w}/aed.nemo", "{w}/a.wav", "--lexicon", "{w}/words.txt"],
-        ["--lexicon", "not an AED model"],
+    "transcribe-aed-missing-lexicon": (
+        ["transcribe", "{w}/aed.nemo", "{w}/a.wav", "--lexicon", "{w}/nope.txt"],
+        ["--lexicon", "nope.txt", "no such file"],
     ),
     "evaluate-missing-lm": (
         ["evaluate", "{w}/ctc.nemo", "{w}/good.jsonl", "--lm", "{w}/nope.arpa"],
