@@ -1,11 +1,11 @@
 # %% [markdown]
 # # 03 · Train a Conformer-CTC recognizer and look inside it
 #
-# **Expected time:** about 2.5 minutes on 2 CPU cores with the default 300 steps
+# **Expected time:** about 2 minutes on 2 CPU cores with the default 300 steps
 # (`MINISPEECH_TUTORIAL_STEPS=40` makes it a 20-second smoke run, as the test suite
 # does).
 # **Result:** a small Conformer-CTC model trained on the bundled tinyspeech corpus, its
-# dev WER (about 92% greedy after 300 steps, 61% with a beam that spells only the
+# dev WER (about 93% greedy after 300 steps, 59% with a beam that spells only the
 # training text's words; the full recipe reaches the README's numbers), and two PNGs:
 # the CTC posteriors over the spectrogram, and the forced alignment of the transcript
 # against espeak-ng's own word timings.
