@@ -226,11 +226,11 @@ def _best_labels(log_probs: Tensor, blank: int, n: int, tokens=(), words=None):
     after `tokens`."""
     lp = log_probs.clone()
     lp[blank] = -torch.inf
-    if words is None:
-        return lp.topk(min(n, lp.numel() - 1)).indices.tolist()
-    ranked = lp.argsort(descending=True).tolist()
-    allowed = [k for k in ranked if k != blank and words.allows(tokens + (k,))]
-    return allowed[:n]
+    if words is not None:  # (V,) mask of the labels that keep the words allowed
+        allowed = words.next_allowed(tokens)
+        lp[: allowed.numel()][~allowed] = -torch.inf
+    n = min(n, int(torch.isfinite(lp).sum()))
+    return lp.topk(n).indices.tolist()
 
 
 def _beam_is_safe(closed: dict, level: dict, beam_size: int) -> bool:
