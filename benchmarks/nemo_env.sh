@@ -42,6 +42,8 @@ echo "torch==2.13.0" >"$constraints"
 import minispeech
 import nemo
 import nemo.collections.asr  # noqa: F401  (the heavy import: fails here if a dep is missing)
+import nemo.collections.audio  # noqa: F401  (masking model: the asr extra is enough)
+import nemo.collections.tts  # noqa: F401  (FastPitch, HiFi-GAN: the asr extra is enough)
 import torch
 
 print(f"torch {torch.__version__}, nemo {nemo.__version__}, minispeech {minispeech.__file__}")

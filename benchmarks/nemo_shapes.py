@@ -30,6 +30,7 @@ import torch
 
 from minispeech.asr import CTCModel, TransducerModel
 from minispeech.core.config import load_config
+from minispeech.core.optim import build_optimizer
 from minispeech.nemo.asr import map_state_dict
 
 REPO = Path(__file__).resolve().parent.parent
@@ -196,6 +197,12 @@ def nemo_transcribe(model, audio: torch.Tensor, audio_lens: torch.Tensor, name: 
             encoder_output=enc, encoded_lengths=enc_lens
         )
     return [h.text for h in hyps]
+
+
+def adamw(params):
+    """AdamW as minispeech's trainer builds it from `optim: {name: adamw}` (fused
+    where torch has the kernel); NeMo's side gets torch's default AdamW."""
+    return build_optimizer(params, {"name": "adamw", "lr": 1e-3})
 
 
 def train_step(model, loss_fn, optimizer=None):

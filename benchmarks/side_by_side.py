@@ -11,6 +11,9 @@ alone. Nothing here is a number measured elsewhere.
   each toolkit builds it from `optim: adamw` (NeMo: torch's default; minispeech: the
   fused kernel); a step is forward, loss, backward, optimizer step.
 - train_rnnt: FastConformer-Transducer small (13.6 M), same batch, RNN-T loss.
+- train_titanet, train_masking, train_fastpitch, train_hifigan: the speaker,
+  enhancement, TTS and vocoder recipes' models and batches
+  (benchmarks/nemo_task_shapes.py), the same step.
 - infer: real-time factor (compute time / audio time) of greedy transcription, eval
   mode, no_grad, batch 1 and 16, for each family.
 - profile: one minispeech Conformer-CTC train step by module (torch.profiler).
@@ -19,9 +22,9 @@ alone. Nothing here is a number measured elsewhere.
     benchmarks/out/nemo-venv/bin/python benchmarks/side_by_side.py [--steps 10]
     python benchmarks/side_by_side.py --quick --only train_ctc   # 2 steps, smoke test
 
-Expected: about 5 minutes on 2 CPU cores with the defaults (10 steps); the --quick run
-takes about 1.5 minutes. NeMo's default RNN-T loss on CPU (warprnnt_numba) is most of
-NeMo's transducer step.
+Expected: about 9 minutes on 2 CPU cores with the defaults (10 steps; 4 for the
+HiFi-GAN step, 10-16 s each); the --quick run takes about 2.5 minutes. NeMo's
+default RNN-T loss on CPU (warprnnt_numba) is most of NeMo's transducer step.
 """
 
 import argparse
@@ -32,15 +35,16 @@ from functools import partial
 from importlib.metadata import version
 
 import nemo_shapes as shapes
+import nemo_task_shapes as tasks
 import torch
 from common import ENGINE, add_scopes, breakdown, conformer_group, median_ms
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from minispeech.core.optim import build_optimizer
-
-BENCHMARKS = ("train_ctc", "train_rnnt", "infer", "profile")
+TASKS = tuple(f"train_{name}" for name in tasks.TASKS)
+BENCHMARKS = ("train_ctc", "train_rnnt", *TASKS, "infer", "profile")
 N_VOCAB = 28  # the recipes' characters; blank is index 28
 N_LABELS = 48  # 12 characters per second of the 4 s audio
+GAN_STEPS = 4  # a HiFi-GAN step with the paper's discriminators takes 10-16 s
 LABELS = {"ctc": "Conformer-CTC small", "rnnt": "FastConformer-RNNT small"}
 
 
@@ -71,12 +75,6 @@ def report(rows: list, name: str, unit: str, times: dict, load_before: float) ->
     )
 
 
-def minispeech_adamw(model):
-    """AdamW as minispeech's trainer builds it from `optim: {name: adamw}` (fused
-    where torch has the kernel)."""
-    return build_optimizer(model.parameters(), {"name": "adamw", "lr": 1e-3})
-
-
 def bench_train(name: str, nemo_models, args, rows: list) -> None:
     label = LABELS[name]
     nemo, ours = shapes.build_pair(name, nemo_models)
@@ -88,7 +86,7 @@ def bench_train(name: str, nemo_models, args, rows: list) -> None:
             nemo, lambda: shapes.nemo_loss(nemo, batch, name)
         )
     fns["minispeech"] = shapes.train_step(
-        ours, lambda: ours.training_step(batch)["loss"], minispeech_adamw(ours)
+        ours, lambda: ours.training_step(batch)["loss"], shapes.adamw(ours.parameters())
     )
     before = load()
     times = median_ms(fns, args.steps, warmup=args.warmup)
@@ -96,6 +94,23 @@ def bench_train(name: str, nemo_models, args, rows: list) -> None:
     report(
         rows, f"{label} train step, B8 x {args.seconds:g} s", "s/step", seconds, before
     )
+
+
+def bench_task(name: str, nemo_models, args, rows: list) -> None:
+    label = tasks.TASKS[name]
+    nemo, ours = tasks.build_task_pair(name, nemo_models is not None)
+    print(shapes.describe_params(label, nemo, ours))
+    batch = tasks.task_batch(name, ours)
+    fns = {}
+    if nemo is not None:
+        fns["NeMo"] = tasks.nemo_step(name, nemo, batch)
+    fns["minispeech"] = tasks.ours_step(name, ours, batch)
+    steps = min(args.steps, GAN_STEPS) if name == "hifigan" else args.steps
+    before = load()
+    times = median_ms(fns, steps, warmup=args.warmup)
+    seconds = {side: ms / 1e3 for side, ms in times.items()}
+    note = f" ({steps} steps)" if steps != args.steps else ""
+    report(rows, f"{label} train step{note}", "s/step", seconds, before)
 
 
 def bench_infer(nemo_models, args, rows: list) -> None:
@@ -141,7 +156,7 @@ def group_of(name: str) -> str | None:
 def profile_step(args) -> None:
     _, model = shapes.build_pair("ctc", None)
     batch = shapes.make_batch(8, args.seconds, N_LABELS, N_VOCAB, seed=1)
-    optimizer = minispeech_adamw(model)
+    optimizer = shapes.adamw(model.parameters())
     model.training_step(batch)["loss"].backward()  # warm-up: allocations, and
     optimizer.step()  # AdamW's state, so that the profiled step is a steady one
     optimizer.zero_grad(set_to_none=True)
@@ -218,6 +233,9 @@ def main() -> None:
         bench_train("ctc", nemo_models, args, rows)
     if "train_rnnt" in only:
         bench_train("rnnt", nemo_models, args, rows)
+    for name in tasks.TASKS:
+        if f"train_{name}" in only:
+            bench_task(name, nemo_models, args, rows)
     if "infer" in only:
         bench_infer(nemo_models, args, rows)
     if rows:
