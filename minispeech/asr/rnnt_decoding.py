@@ -48,8 +48,8 @@ def rnnt_greedy_decode_single(
     """Greedy labels of one utterance; enc (T,D_enc), already cut to its length."""
     assert enc.ndim == 2, f"enc must be (T,D_enc), got {tuple(enc.shape)}"
     _check_max_symbols(max_symbols)
-    blank = prediction.blank
-    g, state = prediction.step(enc.new_full((1,), blank, dtype=torch.long))  # (1,Dh)
+    blank, step = prediction.blank, prediction.step_function()
+    g, state = step(enc.new_full((1,), blank, dtype=torch.long))  # (1,Dh)
     hyp = []
     for t in range(enc.shape[0]):
         for _ in range(max_symbols):
@@ -57,7 +57,7 @@ def rnnt_greedy_decode_single(
             if k == blank:
                 break
             hyp.append(k)
-            g, state = prediction.step(enc.new_full((1,), k, dtype=torch.long), state)
+            g, state = step(enc.new_full((1,), k, dtype=torch.long), state)
     return hyp
 
 
@@ -76,10 +76,10 @@ def rnnt_greedy_decode(
     assert enc.ndim == 3, f"enc must be (B,T,D_enc), got {tuple(enc.shape)}"
     _check_max_symbols(max_symbols)
     B, T, _ = enc.shape
-    blank = prediction.blank
+    blank, step = prediction.blank, prediction.step_function()
     f = joint.project_encoder(enc)  # (B,T,Dh)
     labels = torch.full((B,), blank, dtype=torch.long, device=enc.device)
-    g, state = prediction.step(labels)  # (B,D_pred)
+    g, state = step(labels)  # (B,D_pred)
     g = joint.project_prediction(g)  # (B,Dh)
     hyps = [[] for _ in range(B)]
     for t in range(T):
@@ -89,9 +89,10 @@ def rnnt_greedy_decode(
             active = active & (k != blank)
             if not active.any():
                 break
+            labels = k.tolist()
             for b in active.nonzero()[:, 0].tolist():
-                hyps[b].append(int(k[b]))
-            g_new, state_new = prediction.step(torch.where(active, k, blank), state)
+                hyps[b].append(labels[b])
+            g_new, state_new = step(torch.where(active, k, blank), state)
             g = torch.where(active[:, None], joint.project_prediction(g_new), g)
             state = _select_state(active, state_new, state)
     return hyps

@@ -32,7 +32,8 @@ def tdt_greedy_decode_single(
             f"{len(durations)} durations {durations}"
         )
     blank, n_tokens = prediction.blank, prediction.blank + 1
-    g, state = prediction.step(enc.new_full((1,), blank).long())  # (1,D_pred)
+    step = prediction.step_function()
+    g, state = step(enc.new_full((1,), blank).long())  # (1,D_pred)
     hyp, t, on_this_frame = [], 0, 0
     while t < enc.shape[0]:
         logits = joint.step(enc[t : t + 1], g)[0]  # (V+D,)
@@ -42,7 +43,7 @@ def tdt_greedy_decode_single(
             t, on_this_frame = t + max(d, 1), 0
             continue
         hyp.append(k)
-        g, state = prediction.step(enc.new_full((1,), k).long(), state)
+        g, state = step(enc.new_full((1,), k).long(), state)
         on_this_frame += 1
         if d > 0 or on_this_frame >= max_symbols:
             t, on_this_frame = t + max(d, 1), 0

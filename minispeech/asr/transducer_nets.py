@@ -106,6 +106,60 @@ class PredictionNetwork(nn.Module):
         )
         return out[:, 0], state  # (B,Dh)
 
+    def step_function(self):
+        """A function with `step`'s contract, for decoding loops: labels (B,), state
+        -> (g (B,pred_hidden), new state), gradient-free.
+
+        In eval mode it runs the LSTM cell's equations itself (Hochreiter and
+        Schmidhuber 1997; PyTorch's nn.LSTM gate order i, f, g, o):
+            gates = W_ih x + b_ih + W_hh h + b_hh,  c' = s(f) c + s(i) tanh(g),
+            h' = s(o) tanh(c'),
+        with layer 0's input term looked up instead of computed: x is a label's
+        embedding, so W_ih x + b_ih + b_hh is precomputed for every label once (one
+        (V+1, 4H) table per call of this method). One step is then a row gather, one
+        matmul and a few pointwise ops per layer, without nn.LSTM's per-call setup,
+        which costs more than the arithmetic at decoding's batch sizes. In training
+        mode (dropout active) it returns `step` itself. Build it again after the
+        weights change.
+        """
+        lstm = self.prediction["dec_rnn"].lstm
+        if self.training or lstm.proj_size:
+            return self.step
+        with torch.no_grad():
+            weights, biases = [], []  # per layer: (w_ih, w_hh), b_ih + b_hh
+            for params in lstm.all_weights:
+                weights.append((params[0].detach(), params[1].detach()))
+                n_gates = params[0].shape[0]  # 4H
+                bias = params[2] + params[3] if lstm.bias else torch.zeros(n_gates)
+                biases.append(bias.detach().to(params[0]))
+            embed = self.prediction["embed"].weight.detach()  # (V+1, H)
+            # (V+1, 4H): layer 0's input term for every label
+            table = torch.addmm(biases[0], embed, weights[0][0].t())
+        n_layers, hidden = lstm.num_layers, self.pred_hidden
+
+        @torch.no_grad()
+        def step(labels: Tensor, state: Optional[State] = None):
+            if state is None:
+                zeros = table.new_zeros(n_layers, labels.shape[0], hidden)
+                state = (zeros, zeros)
+            h, c = state  # (L, B, H) each
+            x_term = table[labels]  # (B, 4H)
+            new_h, new_c = [], []
+            for layer in range(n_layers):
+                w_ih, w_hh = weights[layer][:2]
+                if layer > 0:  # input: the layer below's new h
+                    x_term = torch.addmm(biases[layer], new_h[-1], w_ih.t())
+                gates = torch.addmm(x_term, h[layer], w_hh.t())  # (B, 4H)
+                sig = torch.sigmoid(gates)
+                i, f, _, o = sig.chunk(4, dim=1)
+                g = torch.tanh(gates[:, 2 * hidden : 3 * hidden])
+                c_new = torch.addcmul(f * c[layer], i, g)  # (B, H)
+                new_c.append(c_new)
+                new_h.append(o * torch.tanh(c_new))
+            return new_h[-1], (torch.stack(new_h), torch.stack(new_c))
+
+        return step
+
 
 class JointNetwork(nn.Module):
     """Additive joint: linear(enc) + linear(pred) -> activation -> dropout -> linear.

@@ -97,6 +97,21 @@ def rel_shift(x: torch.Tensor) -> torch.Tensor:
     return x[:, :, 1:].reshape(b, h, t, p)  # (B, H, T, 2T-1)
 
 
+def rel_shift_view(x: torch.Tensor) -> torch.Tensor:
+    """rel_shift(x)[..., :T] as a strided view of x, without a copy: x (B, H, T, 2T-1)
+    contiguous -> (B, H, T, T).
+
+    out[..., i, j] = x[..., i, j + T-1-i] sits at offset i (2T-1) + j + T-1-i =
+    i (2T-2) + j + (T-1) from the start of its (T, 2T-1) slice: a row stride of
+    2T-2, a column stride of 1 and a storage offset of T-1. Rows never overlap, so
+    autograd's as_strided backward is exact.
+    """
+    b, h, t, p = x.shape
+    assert p == 2 * t - 1 and x.is_contiguous(), (x.shape, x.stride())
+    stride = (x.stride(0), x.stride(1), p - 1, 1)
+    return x.as_strided((b, h, t, t), stride, x.storage_offset() + t - 1)
+
+
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -116,18 +131,31 @@ def scaled_dot_product_attention(
         return _sdpa(q, k, v, mask, bias, dropout_p), None
     if impl != "reference":
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    scale = math.sqrt(q.size(-1))  # sqrt(d_k), Vaswani Eq. 1
-    scores = torch.matmul(q, k.transpose(-2, -1)) / scale  # (B, H, T, T2)
-    if bias is not None:
-        scores = scores + bias
+    inv_scale = 1.0 / math.sqrt(q.size(-1))  # 1 / sqrt(d_k), Vaswani Eq. 1
+    if bias is None:
+        scores = torch.matmul(q, k.transpose(-2, -1)).mul_(inv_scale)  # (B, H, T, T2)
+    else:  # bias + q k^T / sqrt(d_k) in one kernel
+        scores = _add_scores(bias, q, k, inv_scale)
     if mask is not None:
-        scores = scores.masked_fill(~mask, MASKED_SCORE)
+        blocked = ~mask
+        # in place: the matmul's backward does not need its output
+        scores.masked_fill_(blocked, MASKED_SCORE)
     weights = torch.softmax(scores, dim=-1)  # (B, H, T, T2)
     if mask is not None:
         # fully masked rows become 0, not uniform
-        weights = weights.masked_fill(~mask, 0.0)
+        weights = weights.masked_fill(blocked, 0.0)
     out = torch.matmul(dropout(weights, dropout_p), v)  # (B, H, T, d_k)
     return out, weights
+
+
+def _add_scores(bias, q, k, alpha: float) -> torch.Tensor:
+    """bias + alpha q k^T: bias (B|1, H, T, T2), q (B, H, T, d_k), k (B, H, T2, d_k)
+    -> (B, H, T, T2), through one batched baddbmm over the B*H heads."""
+    b, h, t, d = q.shape
+    t2 = k.size(2)
+    bias = bias.expand(b, h, t, t2).reshape(b * h, t, t2)  # a view when B matches
+    q3, k3 = q.reshape(b * h, t, d), k.reshape(b * h, t2, d)
+    return torch.baddbmm(bias, q3, k3.transpose(1, 2), alpha=alpha).view(b, h, t, t2)
 
 
 def _sdpa(q, k, v, mask, bias, dropout_p):
@@ -235,9 +263,10 @@ class RelPositionMultiHeadAttention(MultiHeadAttention):
         """Terms (b)+(d) divided by sqrt(d_k): q (B, H, T, d_k) -> (B, H, T, T)."""
         p = self.linear_pos(pos_emb).view(pos_emb.size(0), -1, self.n_heads, self.d_k)
         p = p.transpose(1, 2)  # (1, H, 2T-1, d_k)
-        q_v = q + self.pos_bias_v.unsqueeze(1)  # (B, H, T, d_k)
+        # scaling q (T d_k numbers) instead of the scores (T (2T-1) numbers)
+        q_v = (q + self.pos_bias_v.unsqueeze(1)) / math.sqrt(self.d_k)  # (B, H, T, d_k)
         scores = torch.matmul(q_v, p.transpose(-2, -1))  # (B, H, T, 2T-1)
-        return rel_shift(scores)[..., : q.size(2)] / math.sqrt(self.d_k)  # (B, H, T, T)
+        return rel_shift_view(scores)  # (B, H, T, T), = rel_shift(scores)[..., :T]
 
     def forward(self, query, key, value, pos_emb, mask=None, return_weights=False):
         """query/key/value (B, T, D), pos_emb (1, 2T-1, D), mask (B, T, T)."""

@@ -171,10 +171,12 @@ class ConformerEncoder(nn.Module):
         else:
             x = self.pos_enc(x)  # (B, T', D)
         t = x.size(1)
-        att_mask = self_attention_mask(
-            lens, t, self.att_context_size, self.att_context_style
-        )
-        pad_mask = padding_mask(lens, t)  # (B, T')
+        att_mask = pad_mask = None  # nothing to mask: every frame valid, full context
+        if self.att_context_size != (-1, -1) or bool((lens < t).any()):
+            att_mask = self_attention_mask(
+                lens, t, self.att_context_size, self.att_context_style
+            )  # (B, T', T')
+            pad_mask = padding_mask(lens, t)  # (B, T')
         for drop_prob, layer in zip(self.layer_drop_probs, self.layers):
             x = self._run_layer(layer, drop_prob, x, att_mask, pos_emb, pad_mask)
         if self.out_proj is not None:

@@ -153,7 +153,8 @@ class ConformerLayer(nn.Module):
         """x (B, T, D); att_mask (B, T, T) and pad_mask (B, T) True = valid/attend;
         pos_emb (1, 2T-1, D) for rel_pos."""
         # 1) half-step feed-forward
-        x = x + 0.5 * self.dropout(self.feed_forward1(self.norm_feed_forward1(x)))
+        h = self.feed_forward1(self.norm_feed_forward1(x))
+        x = torch.add(x, self.dropout(h), alpha=0.5)  # x + h / 2 in one kernel
         # 2) self-attention
         h = self.norm_self_att(x)
         if self.self_attention_model == "rel_pos":
@@ -164,5 +165,6 @@ class ConformerLayer(nn.Module):
         # 3) convolution module
         x = x + self.dropout(self.conv(self.norm_conv(x), pad_mask))
         # 4) half-step feed-forward and the block's final LayerNorm
-        x = x + 0.5 * self.dropout(self.feed_forward2(self.norm_feed_forward2(x)))
+        h = self.feed_forward2(self.norm_feed_forward2(x))
+        x = torch.add(x, self.dropout(h), alpha=0.5)
         return self.norm_out(x)

@@ -26,6 +26,32 @@ def test_prediction_forward_equals_steps_from_blank():
     torch.testing.assert_close(g_rest, g[:, 3:], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("layers,bias", [(1, True), (2, True), (2, False)])
+def test_step_function_equals_nn_lstm_step(layers, bias):
+    """The decoding loops' step (its own LSTM cell, a per-label input table) gives
+    nn.LSTM's outputs and states, from the start state and from a given one."""
+    torch.manual_seed(layers)
+    net = PredictionNetwork(vocab_size=7, pred_hidden=6, pred_rnn_layers=layers)
+    if not bias:  # the same network without the LSTM's biases
+        lstm = net.prediction["dec_rnn"].lstm
+        net.prediction["dec_rnn"].lstm = nn.LSTM(
+            6, 6, layers, batch_first=True, bias=False
+        )
+        assert lstm.bias and not net.prediction["dec_rnn"].lstm.bias
+    net.eval()
+    fast = net.step_function()
+    labels = torch.tensor([7, 0, 3, 6])  # blank (start) and labels, B = 4
+    state_ref = state_fast = None
+    for _ in range(3):
+        g_ref, state_ref = net.step(labels, state_ref)
+        g_fast, state_fast = fast(labels, state_fast)
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-6)
+        for a, b in zip(state_fast, state_ref):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        labels = torch.randint(0, 8, (4,))
+    assert net.train().step_function() == net.step  # dropout: the reference
+
+
 def test_blank_embeds_to_zero_and_forget_gate_bias():
     net = PredictionNetwork(vocab_size=5, pred_hidden=4, forget_gate_bias=1.0)
     embed = net.prediction["embed"]

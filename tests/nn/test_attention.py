@@ -10,6 +10,7 @@ from minispeech.nn.attention import (
     RelPositionMultiHeadAttention,
     context_mask,
     rel_shift,
+    rel_shift_view,
     scaled_dot_product_attention,
     self_attention_mask,
 )
@@ -74,6 +75,33 @@ def test_rel_shift_formula():
         for j in range(t):
             want[..., i, j] = x[..., i, j + t - 1 - i]  # the column of distance i - j
     assert torch.equal(got, want)
+
+
+def test_rel_shift_view_is_the_shift_without_a_copy():
+    torch.manual_seed(3)
+    for t in (1, 2, 7):
+        x = torch.randn(2, 3, t, 2 * t - 1, dtype=torch.float64, requires_grad=True)
+        got = rel_shift_view(x)
+        assert got.data_ptr() >= x.data_ptr()  # a view of x's storage
+        want = rel_shift(x)[..., :t]
+        assert torch.equal(got, want)
+        # the backward of the strided view scatters exactly where rel_shift's does
+        w = torch.randn(2, 3, t, t, dtype=torch.float64)
+        (g_got,) = torch.autograd.grad((got * w).sum(), x)
+        (g_want,) = torch.autograd.grad((want * w).sum(), x)
+        assert torch.equal(g_got, g_want)
+
+
+def test_attention_scores_with_bias_equal_the_formula():
+    """bias + q k^T / sqrt(d_k) through the fused baddbmm, vs float64 einsum."""
+    torch.manual_seed(4)
+    q, k, v = (torch.randn(2, 3, 5, 4) for _ in range(3))
+    for bias in (torch.randn(2, 3, 5, 5), torch.randn(1, 3, 5, 5)):
+        out, weights = scaled_dot_product_attention(q, k, v, bias=bias)
+        scores = torch.einsum("bhid,bhjd->bhij", q.double(), k.double()) / 2.0
+        want = torch.softmax(scores + bias.double(), dim=-1)
+        assert (weights.double() - want).abs().max() < 1e-6
+        assert (out.double() - want @ v.double()).abs().max() < 1e-5
 
 
 def test_rel_position_attention_matches_transformer_xl_formula():
