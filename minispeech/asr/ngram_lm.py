@@ -26,6 +26,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from minispeech.core.checkpoint import atomic_write
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 _LOG10 = math.log(10.0)
 _ARPA_LOG_ZERO = -99.0  # ARPA's "log10 0", written for <s>, which is never predicted
@@ -120,9 +122,9 @@ class NGramLM:
                     fields.append(f"{self.backoffs[gram] / _LOG10:.10g}")
                 lines.append("\t".join(fields))
         lines += ["", "\\end\\", ""]
-        path = Path(path)
-        path.write_text("\n".join(lines), encoding="utf-8")
-        return path
+        data = "\n".join(lines).encode("utf-8")
+        # written beside the path and renamed over it: a crash never leaves half an LM
+        return atomic_write(path, lambda file: file.write(data))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NGramLM":

@@ -12,7 +12,9 @@ from minispeech.core.model import SpeechModel
 
 
 def build_validation_loader(model: SpeechModel, env, seed: int):
-    """Validation batches (each rank its shard, in a fixed order), or None."""
+    """Validation batches (each rank its shard, in a fixed order), or None. Its own
+    generator: without one, each pass over a DataLoader draws its base seed from the
+    global torch RNG, and a validation would change the training's random numbers."""
     val_cfg = model.cfg.get("validation_ds")
     if not val_cfg:
         return None
@@ -24,6 +26,7 @@ def build_validation_loader(model: SpeechModel, env, seed: int):
         batch_sampler=sampler,
         collate_fn=model.collate,
         num_workers=val_cfg.get("num_workers", 0),
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -106,6 +106,20 @@ def test_arpa_round_trip(tmp_path):
             )
 
 
+def test_save_that_fails_keeps_the_old_file(tmp_path, monkeypatch):
+    path = NGramLM.train(CORPUS, order=2).save(tmp_path / "lm.arpa")
+    before = path.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        NGramLM.train(CORPUS, order=3).save(path)
+    assert path.read_bytes() == before  # still the complete 2-gram file
+    assert [p.name for p in tmp_path.iterdir()] == ["lm.arpa"]  # no temporary left
+
+
 def test_load_names_the_bad_line(tmp_path):
     path = tmp_path / "bad.arpa"
     path.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\n")

@@ -2,6 +2,7 @@
 order: see test_ddp.py), and the default `validation_metrics` skips the lists."""
 
 import pytest
+import torch
 from test_loop import log_records
 from tiny_model import LAST, ScoringTinyModel, TinyDataset, tiny_config
 
@@ -40,3 +41,17 @@ def test_list_stats_reach_validation_metrics_in_batch_order(tmp_path):
     assert vals[-1]["val_mae"] == pytest.approx(
         sum(abs(e) for e in model.val_lists["errors"]) / 8
     )
+
+
+def test_validation_does_not_change_the_training(tmp_path):
+    """A run validated every 2 steps ends with the same weights as one validated only
+    at its end: validation draws nothing from the RNG that dropout uses."""
+    finals = []
+    for interval in (2, 8):
+        cfg = tiny_config(tmp_path / f"every{interval}")
+        cfg["trainer"]["val_check_interval"] = interval
+        train(cfg, trust_targets=True)
+        finals.append(LAST[0].state_dict())
+    assert finals[0].keys() == finals[1].keys()
+    for key, value in finals[0].items():
+        assert torch.equal(value, finals[1][key]), key
