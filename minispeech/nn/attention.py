@@ -9,8 +9,9 @@ score of query i and key j is the sum of the four terms of their Eq. for A^rel_{
     (R_ij = R_{i-j}; W_R = linear_pos)
 with R the sinusoids of positional.py and W_R = `linear_pos` (no bias). Terms (b)+(d)
 are computed against all 2T-1 distances at once and re-indexed by `rel_shift` (their
-App. B). The Conformer (Gulati et al. 2020, "Conformer", arXiv:2005.08100, Sec. 2.1)
-uses this module.
+App. B); the layers use `rel_shift_view`, the same re-indexing as a strided view. The
+Conformer (Gulati et al. 2020, "Conformer", arXiv:2005.08100, Sec. 2.1) uses this
+module.
 
 Masks are boolean with True = "may attend" (the convention of
 `torch.nn.functional.scaled_dot_product_attention`). Limited context `att_context_size =

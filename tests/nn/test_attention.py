@@ -104,6 +104,20 @@ def test_attention_scores_with_bias_equal_the_formula():
         assert (out.double() - want @ v.double()).abs().max() < 1e-5
 
 
+def test_rel_position_attention_without_a_mask_equals_an_all_true_mask():
+    """The encoder passes no mask when every frame is valid: both impls agree with
+    the masked computation."""
+    torch.manual_seed(5)
+    att = RelPositionMultiHeadAttention(16, 4)
+    x = torch.randn(3, 7, 16)
+    _, pos_emb = RelPositionalEncoding(16)(x)
+    full = self_attention_mask(torch.tensor([7, 7, 7]), 7)
+    want = att(x, x, x, pos_emb, full)
+    for impl in ("reference", "sdpa"):
+        att.impl = impl
+        assert (att(x, x, x, pos_emb, None) - want).abs().max() < 1e-6, impl
+
+
 def test_rel_position_attention_matches_transformer_xl_formula():
     """Score(i, j) = ((q_i + u) k_j + (q_i + v) W_R R_{i-j}) / sqrt(d_k), Dai 3.3."""
     torch.manual_seed(1)
