@@ -1,5 +1,5 @@
-"""Shared by the benchmarks: the median wall time of functions taking turns, and a
-profile of a Conformer train step by module group.
+"""Shared by the benchmarks: the recipe of each model family, the median wall time of
+functions taking turns, and a profile of a Conformer train step by module group.
 
 A benchmark runs as a script, `python benchmarks/NAME.py`, so `from common import ...`
 finds this file beside it.
@@ -7,9 +7,25 @@ finds this file beside it.
 
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 from torch.profiler import record_function
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = {  # model family -> its recipe, relative to REPO
+    "ctc": "configs/asr/conformer_ctc_tiny.yaml",
+    "ctc_small": "configs/asr/conformer_ctc_small.yaml",
+    "rnnt": "configs/asr/fastconformer_transducer_tiny.yaml",
+    "tdt": "configs/asr/fastconformer_tdt_tiny.yaml",
+    "aed": "configs/asr/fastconformer_aed_tiny.yaml",
+    "titanet": "configs/speaker/titanet_tiny.yaml",
+    "vad": "configs/diarization/marblenet_vad_tiny.yaml",
+    "masking": "configs/enhancement/masking_tiny.yaml",
+    "fastpitch": "configs/tts/fastpitch_tiny.yaml",
+    "hifigan": "configs/tts/hifigan_tiny.yaml",
+    "lm": "configs/speechlm/lm_tiny.yaml",
+}
 
 
 def median_ms(

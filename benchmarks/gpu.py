@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import RECIPES, REPO
 from torch.utils.flop_counter import FlopCounterMode
 
 from minispeech.core.config import load_recipe
@@ -43,20 +44,6 @@ from minispeech.core.model import SpeechModel
 from minispeech.training.loaders import epoch_loader, to_device
 from minispeech.training.loop import train
 
-REPO = Path(__file__).resolve().parents[1]
-RECIPES = {
-    "ctc": "configs/asr/conformer_ctc_tiny.yaml",
-    "ctc_small": "configs/asr/conformer_ctc_small.yaml",
-    "rnnt": "configs/asr/fastconformer_transducer_tiny.yaml",
-    "tdt": "configs/asr/fastconformer_tdt_tiny.yaml",
-    "aed": "configs/asr/fastconformer_aed_tiny.yaml",
-    "titanet": "configs/speaker/titanet_tiny.yaml",
-    "vad": "configs/diarization/marblenet_vad_tiny.yaml",
-    "masking": "configs/enhancement/masking_tiny.yaml",
-    "fastpitch": "configs/tts/fastpitch_tiny.yaml",
-    "hifigan": "configs/tts/hifigan_tiny.yaml",
-    "lm": "configs/speechlm/lm_tiny.yaml",
-}
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 # datasheet dense peaks in TFLOP/s: (fp32 without tensor cores, bf16/fp16 tensor cores)
 PEAK_TFLOPS = {

@@ -24,16 +24,15 @@ minispeech's own ctc_loss and rnnt_loss.
 """
 
 import copy
-from pathlib import Path
 
 import torch
+from common import RECIPES, REPO
 
 from minispeech.asr import CTCModel, TransducerModel
 from minispeech.core.config import load_config
 from minispeech.core.optim import build_optimizer
 from minispeech.nemo.asr import map_state_dict
 
-REPO = Path(__file__).resolve().parent.parent
 NEMO_MODULES = "nemo.collections.asr.modules."
 RECIPE_ONLY = ("train_ds", "validation_ds", "test_ds", "optim", "freq_warp")
 
@@ -41,8 +40,8 @@ RECIPE_ONLY = ("train_ds", "validation_ds", "test_ds", "optim", "freq_warp")
 def minispeech_config(name: str) -> dict:
     """The minispeech `model:` section of shape `name` ("ctc" or "rnnt")."""
     if name == "ctc":
-        return load_config(REPO / "configs/asr/conformer_ctc_small.yaml")["model"]
-    cfg = load_config(REPO / "configs/asr/fastconformer_transducer_tiny.yaml")["model"]
+        return load_config(REPO / RECIPES["ctc_small"])["model"]
+    cfg = load_config(REPO / RECIPES["rnnt"])["model"]
     cfg = {k: v for k, v in cfg.items() if k not in RECIPE_ONLY}  # VTLP: not in NeMo
     cfg["preprocessor"]["features"] = 80
     cfg["spec_augment"].update(freq_masks=2, freq_width=27, time_masks=10)

@@ -30,7 +30,8 @@ from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from nemo_shapes import REPO, adamw, make_batch, train_step
+from common import RECIPES, REPO
+from nemo_shapes import adamw, make_batch, train_step
 
 from minispeech.core.config import load_config
 from minispeech.enhancement import EnhancementModel
@@ -46,12 +47,6 @@ TASKS = {
     "masking": "Masking BLSTM (enhancement)",
     "fastpitch": "FastPitch tiny (TTS, aligner)",
     "hifigan": "HiFi-GAN (tiny G, paper D)",
-}
-RECIPES = {
-    "titanet": "configs/speaker/titanet_tiny.yaml",
-    "masking": "configs/enhancement/masking_tiny.yaml",
-    "fastpitch": "configs/tts/fastpitch_tiny.yaml",
-    "hifigan": "configs/tts/hifigan_tiny.yaml",
 }
 N_SPEAKERS = 120  # the bundled corpus's training speakers
 ASR, AUDIO, TTS = (
@@ -244,12 +239,8 @@ NEMO = {  # name -> (NeMo class path, config writer, NeMo state dict -> ours)
             "n_train_steps": torch.zeros((), dtype=torch.long),
         },
     ),
+    "hifigan": (TTS + "models.HifiGanModel", hifigan_nemo_config, hifigan_state_dict),
 }
-NEMO["hifigan"] = (
-    TTS + "models.HifiGanModel",
-    hifigan_nemo_config,
-    hifigan_state_dict,
-)
 OURS = {
     "titanet": SpeakerModel,
     "masking": EnhancementModel,
