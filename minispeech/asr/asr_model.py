@@ -175,6 +175,12 @@ class ASRModel(SpeechModel):
             feats = self.freq_warp(feats)  # (B, M, T)
         if self.training and self.spec_augment is not None:
             feats = self.spec_augment(feats, feat_lens)  # (B, M, T)
+        if not self.training:
+            # frames past the longest item are padding (pad_to rounding, shorter
+            # items); the encoder masks padding, so its valid outputs do not depend
+            # on them. Inference drops them: fewer frames, and no masks at all when
+            # every item has the full length (batch 1)
+            feats = feats[..., : int(feat_lens.max())]  # (B, M, max T)
         return self.encoder(feats, feat_lens)  # (B, D, T')
 
     # ------------------------------------------------------------ data

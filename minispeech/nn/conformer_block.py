@@ -84,17 +84,56 @@ class ConformerConvolution(nn.Module):
         self, x: torch.Tensor, pad_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """x (B, T, D), pad_mask (B, T) True on valid frames -> (B, T, D)."""
-        x = self.pointwise_conv1(x.transpose(1, 2))  # (B, 2D, T)
-        x = F.glu(x, dim=1)  # (B, D, T): first half * sigmoid(second half)
+        # a kernel-1 conv is a Linear over the channels: run the pointwise convs as
+        # matmuls on (B, T, D), which skips conv's im2col copies (same weights)
+        x = _pointwise(self.pointwise_conv1, x)  # (B, T, 2D)
+        x = F.glu(x, dim=-1)  # (B, T, D): first half * sigmoid(second half)
         if pad_mask is not None:
-            x = x.masked_fill(~pad_mask.unsqueeze(1), 0.0)
-        x = self.depthwise_conv(F.pad(x, self.context_size))  # (B, D, T)
+            x = x.masked_fill(~pad_mask.unsqueeze(-1), 0.0)
+        x = F.pad(x, (0, 0, *self.context_size))  # (B, T + k - 1, D)
+        # the depthwise conv over time as a (1 x k) conv2d on the (B, D, 1, T) view
+        # of (B, T, D) memory: a channels-last layout, which oneDNN runs 2x faster
+        # than conv1d's (B, D, T), and the output stays (B, T, D) in memory
+        x = x.transpose(1, 2).unsqueeze(2)  # (B, D, 1, T + k - 1), no copy
+        weight, bias = self.depthwise_conv.weight, self.depthwise_conv.bias
+        fold = (
+            self.norm_type == "batch_norm"
+            and not self.training
+            and self.batch_norm.running_var is not None  # else eval uses batch stats
+        )
+        if fold:  # eval BatchNorm is per-channel affine: fold it into the conv
+            weight, bias = fold_batch_norm(weight, bias, self.batch_norm)
+        x = F.conv2d(x, weight.unsqueeze(2), bias, groups=weight.shape[0])
+        x = x.squeeze(2)  # (B, D, T)
         if self.norm_type == "layer_norm":
             x = self.batch_norm(x.transpose(1, 2)).transpose(1, 2)
-        else:
+        elif not fold:
             x = self.batch_norm(x)
-        x = self.pointwise_conv2(F.silu(x))  # (B, D, T)
-        return x.transpose(1, 2)  # (B, T, D)
+        return _pointwise(self.pointwise_conv2, F.silu(x).transpose(1, 2))  # (B, T, D)
+
+
+def _pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """A kernel-1 Conv1d applied to x (B, T, C_in) -> (B, T, C_out)."""
+    return F.linear(x, conv.weight.squeeze(-1), conv.bias)
+
+
+def fold_batch_norm(
+    weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm1d
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conv weight (C, ...) and bias (C,) with an eval-mode BatchNorm folded in.
+
+    BN(conv(x)) = g (conv(x) - mu) / sqrt(var + eps) + beta (Ioffe & Szegedy 2015,
+    arXiv:1502.03167, Alg. 1) is conv(x) with weight * s and (bias - mu) * s + beta,
+    s = g / sqrt(var + eps), per output channel, using the running statistics.
+    """
+    scale = torch.rsqrt(bn.running_var + bn.eps)  # (C,)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    mean = bn.running_mean if bias is None else bn.running_mean - bias  # (C,)
+    shift = -mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return weight * scale.view(-1, *([1] * (weight.dim() - 1))), shift
 
 
 class ConformerLayer(nn.Module):
