@@ -108,7 +108,11 @@ class ConvSubsampling(nn.Module):
         """x (B, T, M), lens (B,) -> (B, T', D), lens (B,)."""
         assert x.dim() == 3, f"expected (B, T, M) features, got {tuple(x.shape)}"
         x = x.unsqueeze(1)  # (B, 1, T, M): one input channel
-        x = x * _valid_frames(x, lens)  # a new tensor: the caller's stays as it is
+        # no padding anywhere when every item has all T frames (batch 1 at inference):
+        # then every mask below is all ones, and skipping them changes nothing
+        padded = bool((lens < x.size(2)).any())
+        if padded:
+            x = x * _valid_frames(x, lens)  # a new tensor: the caller's stays as it is
         x = x.contiguous(memory_format=self.memory_format)
         for layer in self.conv:
             x = layer(x)  # a stride-2 conv: (B, C, T, M) -> (B, C, T/2, M/2)
@@ -118,7 +122,8 @@ class ConvSubsampling(nn.Module):
                 # padding must not leak into valid frames: zero the conv's output
                 # past each length, in place (the conv keeps its input, not its
                 # output, for backward); ReLU keeps the zeros
-                x = x.mul_(_valid_frames(x, lens))
+                if padded:
+                    x = x.mul_(_valid_frames(x, lens))
         b, c, t, f = x.shape
         x = x.transpose(1, 2).reshape(b, t, c * f)  # (B, T', C*M'), C-major
         return self.out(x), lens  # (B, T', D)

@@ -103,17 +103,19 @@ def reference_subsampling(sub, x, lens):
     return out, lens
 
 
+@pytest.mark.parametrize("lengths", [[37, 20, 9], [37, 37, 37]])  # full: no masks
 @pytest.mark.parametrize("kind,factor", [("striding", 4), ("dw_striding", 8)])
-def test_in_place_masks_give_the_reference_values_and_gradients(kind, factor):
-    """The masks and ReLUs run in place: the values and the gradients (weights and
-    input) equal the out-of-place float64 reference, and the input is untouched."""
+def test_in_place_masks_give_the_reference_values_and_gradients(kind, factor, lengths):
+    """The masks and ReLUs run in place (and not at all when no item is padded): the
+    values and the gradients (weights and input) equal the out-of-place float64
+    reference, and the input is untouched."""
     torch.manual_seed(0)
     sub = ConvSubsampling(16, 12, kind, factor, conv_channels=6)
     with torch.no_grad():
         for p in sub.parameters():
             p.add_(0.3 * torch.randn_like(p))
     x = torch.randn(3, 37, 16)
-    lens = torch.tensor([37, 20, 9])
+    lens = torch.tensor(lengths)
     x_before = x.clone()
     weights = torch.randn(
         3, subsampled_length(torch.tensor(37), factor.bit_length() - 1), 12
