@@ -183,6 +183,53 @@ class ASRModel(SpeechModel):
             feats = feats[..., : int(feat_lens.max())]  # (B, M, max T)
         return self.encoder(feats, feat_lens)  # (B, D, T')
 
+    def encode_long(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Like `encode`, but inputs longer than `chunk.length` seconds (default 30)
+        are encoded in overlapping windows whose frames are stitched together, so
+        memory stays bounded by the window: -> enc (B, D, T'), enc_lens (B,)."""
+        chunk = self.cfg.get("chunk") or {}
+        length_s = float(chunk.get("length", 30.0))
+        if audio.shape[1] <= length_s * self.sample_rate:
+            return ASRModel.encode(self, audio, audio_lens)
+        overlap_s = float(chunk.get("overlap", 2.0))
+        items = [
+            self.chunked_encode(audio[b, : audio_lens[b]], length_s, overlap_s)
+            for b in range(audio.shape[0])
+        ]  # each (D, T'_b)
+        lens = torch.tensor([x.shape[1] for x in items], device=audio.device)
+        out = items[0].new_zeros(len(items), items[0].shape[0], int(lens.max()))
+        for b, item in enumerate(items):
+            out[b, :, : item.shape[1]] = item
+        return out, lens  # (B, D, T')
+
+    def chunked_encode(self, wave: Tensor, length_s: float, overlap_s: float) -> Tensor:
+        """wave (S,) -> enc (D, T') from overlapping windows of `length_s` seconds.
+
+        Frame k of a window starting at sample s0 sits at sample s0 + k * stride. Each
+        window keeps only the frames between the midpoints of its overlaps, so every
+        output frame saw at least overlap/2 seconds of context on each side.
+        """
+        stride = self.frame_shift
+        size = int(length_s * self.sample_rate) // stride * stride
+        step = int((length_s - overlap_s) * self.sample_rate) // stride * stride
+        if not 0 < step <= size:
+            raise ConfigError(
+                f"model.chunk: overlap {overlap_s} s must be below length {length_s} s"
+            )
+        half, n, pieces = (size - step) // 2 // stride * stride, wave.numel(), []
+        for start in range(0, n, step):
+            window = wave[start : start + size]
+            lens = torch.tensor([window.numel()], device=wave.device)
+            enc, enc_lens = ASRModel.encode(self, window[None], lens)  # (1, D, T'_w)
+            frames = enc[0, :, : int(enc_lens[0])]  # (D, T'_w)
+            last = start + size >= n
+            lo = 0 if start == 0 else half // stride
+            hi = frames.shape[1] if last else (step + half) // stride
+            pieces.append(frames[:, lo:hi])
+            if last:
+                break
+        return torch.cat(pieces, dim=1)  # (D, T')
+
     # ------------------------------------------------------------ data
     def build_dataset(self, ds_cfg: dict) -> AudioTextDataset:
         """An AudioTextDataset for one `train_ds` / `validation_ds` / `test_ds`

@@ -31,6 +31,7 @@ ASR_KEYS = {
     "optim",
 }
 TOKENIZER_KEYS = ("dir", "type", "vocab_size", "train_manifest")
+CHUNK_KEYS = ("length", "overlap")  # long-audio windows, seconds (ASRModel.encode_long)
 # the mel layout FrequencyWarp shares with the preprocessor (the model passes it)
 WARP_LAYOUT = ("sample_rate", "features", "lowfreq", "highfreq")
 

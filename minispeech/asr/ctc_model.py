@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from minispeech.asr.alignment import ctc_forced_align_single, word_spans
 from minispeech.asr.asr_model import ASRModel
-from minispeech.asr.config_sections import check_decoding
+from minispeech.asr.config_sections import CHUNK_KEYS, check_decoding
 from minispeech.asr.ctc_decoding import ctc_greedy_decode, ctc_prefix_beam_search
 from minispeech.asr.lexicon import read_lexicon
 from minispeech.asr.ngram_lm import NGramLM
@@ -24,7 +24,6 @@ from minispeech.core.config import ConfigError
 from minispeech.nn.ctc import ctc_loss
 
 DECODING_KEYS = ("strategy", "beam_size", "lm_path", "lm_alpha", "lm_beta", "lexicon")
-CHUNK_KEYS = ("length", "overlap")
 
 
 class CTCModel(ASRModel):
@@ -60,8 +59,12 @@ class CTCModel(ASRModel):
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> log_probs (B, T', V), enc_lens (B,)."""
         enc, enc_lens = self.encode(audio, audio_lens)  # (B, D, T')
+        return self.head_log_probs(enc), enc_lens
+
+    def head_log_probs(self, enc: Tensor) -> Tensor:
+        """enc (B, D, T') -> log_probs (B, T', V), float32."""
         logits = self.head(enc.transpose(1, 2))  # (B, T', D) -> (B, T', V)
-        return logits.float().log_softmax(dim=-1), enc_lens
+        return logits.float().log_softmax(dim=-1)
 
     def training_step(self, batch: dict) -> dict:
         log_probs, enc_lens = self(batch["audio"], batch["audio_lens"])  # (B, T', V)
@@ -153,54 +156,10 @@ class CTCModel(ASRModel):
         return results
 
     def log_probs(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """Like forward, but long inputs go through `chunk` (seconds) windows."""
-        chunk = self.cfg.get("chunk") or {}
-        length_s = float(chunk.get("length", 30.0))
-        if audio.shape[1] <= length_s * self.sample_rate:
-            return self(audio, audio_lens)
-        items = [
-            self.chunked_log_probs(
-                audio[b, : audio_lens[b]], length_s, float(chunk.get("overlap", 2.0))
-            )
-            for b in range(audio.shape[0])
-        ]
-        lens = torch.tensor([x.shape[0] for x in items], device=audio.device)
-        out = torch.zeros(
-            len(items), int(lens.max()), items[0].shape[1], device=audio.device
-        )
-        for b, item in enumerate(items):
-            out[b, : item.shape[0]] = item
-        return out, lens  # (B, T', V)
-
-    def chunked_log_probs(
-        self, wave: Tensor, length_s: float, overlap_s: float
-    ) -> Tensor:
-        """wave (S,) -> log_probs (T', V) from overlapping windows of
-        `length_s` seconds.
-
-        Frame k of a window starting at sample s0 sits at sample s0 + k * stride. Each
-        window keeps only the frames between the midpoints of its overlaps, so every
-        output frame saw at least overlap/2 seconds of context on each side.
-        """
-        stride = self.frame_shift
-        size = int(length_s * self.sample_rate) // stride * stride
-        step = int((length_s - overlap_s) * self.sample_rate) // stride * stride
-        assert 0 < step <= size, (
-            f"chunk overlap {overlap_s} s must be below its length {length_s} s"
-        )
-        half, n, pieces = (size - step) // 2 // stride * stride, wave.numel(), []
-        for start in range(0, n, step):
-            window = wave[start : start + size]
-            lens = torch.tensor([window.numel()], device=wave.device)
-            log_probs, enc_lens = self(window[None], lens)  # (1, T'_w, V)
-            frames = log_probs[0, : int(enc_lens[0])]  # (T'_w, V)
-            last = start + size >= n
-            lo = 0 if start == 0 else half // stride
-            hi = frames.shape[0] if last else (step + half) // stride
-            pieces.append(frames[lo:hi])
-            if last:
-                break
-        return torch.cat(pieces)  # (T', V)
+        """Like forward, but long inputs go through `chunk` windows (`encode_long`:
+        the head is per frame, so stitching frames stitches log-probs)."""
+        enc, enc_lens = self.encode_long(audio, audio_lens)  # (B, D, T')
+        return self.head_log_probs(enc), enc_lens  # (B, T', V)
 
 
 def strip_space_before_punctuation(text: str, punctuation: str = "'.,?!") -> str:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from minispeech.asr.asr_model import ASRModel
-from minispeech.asr.config_sections import check_decoding
+from minispeech.asr.config_sections import CHUNK_KEYS, check_decoding
 from minispeech.asr.lexicon import WordState, drop_unfinished_word, read_lexicon
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_decoding import rnnt_beam_search, rnnt_greedy_decode
@@ -35,7 +35,7 @@ JOINT_FIXED = ("encoder_hidden", "pred_hidden", "vocab_size", "num_extra_outputs
 class TransducerModel(ASRModel):
     """RNN-T (`loss.name: rnnt`) or TDT (`loss.name: tdt`, with `durations`)."""
 
-    extra_keys = frozenset({"decoder", "joint", "loss", "decoding"})
+    extra_keys = frozenset({"decoder", "joint", "loss", "decoding", "chunk"})
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
@@ -76,6 +76,7 @@ class TransducerModel(ASRModel):
             "joint": (JointNetwork, JOINT_FIXED, ()),
             "loss": (LOSS_KEYS, (), ()),
             "decoding": (DECODING_KEYS, (), ()),
+            "chunk": (CHUNK_KEYS, (), ()),
         }
 
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
@@ -138,6 +139,8 @@ class TransducerModel(ASRModel):
 
     @torch.no_grad()
     def decode(self, audio: Tensor, audio_lens: Tensor) -> list[str]:
-        """Transcripts of a batch: audio (B, S) -> B strings."""
-        enc, enc_lens = self(audio, audio_lens)  # (B, D, T')
+        """Transcripts of a batch: audio (B, S) -> B strings. Inputs longer than
+        `chunk.length` seconds are encoded in stitched windows (`encode_long`); the
+        decoder then runs over all frames, its state carried across windows."""
+        enc, enc_lens = self.encode_long(audio, audio_lens)  # (B, D, T')
         return [self.tokenizer.decode(ids) for ids in self.decode_ids(enc, enc_lens)]
