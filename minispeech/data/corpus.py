@@ -64,6 +64,7 @@ class CorpusSizes:
     tts_train_seconds: float = 17 * 60.0  # at least 15 minutes of one voice
     tts_test_utterances: int = 30
     tts_chunk: int = 32  # TTS texts synthesized per round (the surplus is deleted)
+    opus_level: float | None = None  # Opus compression level (None: ~30 kbps)
 
 
 def synthesize(text: str, speaker: Speaker, utt_id: str) -> tuple[np.ndarray, list]:
@@ -87,11 +88,11 @@ def synthesize(text: str, speaker: Speaker, utt_id: str) -> tuple[np.ndarray, li
 
 
 def write_utterance(out_dir: Path, speaker: Speaker, utt_id: str, text: str,
-                    kind: str = "template") -> dict:  # fmt: skip
+                    kind: str = "template", opus_level=None) -> dict:  # fmt: skip
     """Synthesize one utterance, write its Opus file, return its manifest row."""
     wave, words = synthesize(text, speaker, utt_id)
     relative = f"audio/{speaker.id}/{utt_id}.opus"
-    write_opus(out_dir, relative, wave, utt_id)
+    write_opus(out_dir, relative, wave, utt_id, opus_level)
     return manifest_row(relative, wave, text, speaker, kind, words)
 
 
@@ -140,7 +141,7 @@ def _tts_rows(out_dir: Path, speaker: Speaker, rng, sizes, pool) -> tuple[list, 
         texts = [_new_sentence(rng, used, long_sentence) for _ in range(chunk)]
         ids = [f"{speaker.id}_{start + i:04d}" for i in range(chunk)]
         plan = [(speaker, utt_id, text, "template") for utt_id, text in zip(ids, texts)]
-        for row in _run(out_dir, plan, pool):
+        for row in _run(out_dir, plan, pool, opus_level=sizes.opus_level):
             seconds = sum(r["duration"] for r in train)
             if seconds < sizes.tts_train_seconds:
                 train.append(row)
@@ -156,13 +157,13 @@ def _write_task(task) -> dict:
 
 
 def _synth_task(task) -> tuple:
-    _, speaker, utt_id, text, _ = task
+    _, speaker, utt_id, text, _, _ = task
     return synthesize(text, speaker, utt_id)
 
 
-def _run(out_dir: Path, plan: list, pool, task=_write_task) -> list:
+def _run(out_dir: Path, plan: list, pool, task=_write_task, opus_level=None) -> list:
     """Run `task` on every (speaker, utt_id, text, kind) of `plan`, in plan order."""
-    tasks = [(out_dir, *item) for item in plan]
+    tasks = [(out_dir, *item, opus_level) for item in plan]
     if pool is None:
         return [task(t) for t in tasks]
     return list(pool.imap(task, tasks, chunksize=8))
@@ -195,9 +196,13 @@ def build_corpus(
     torch.set_num_threads(1)  # the same float sums on every machine, workers included
     pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
     try:
-        splits = {name: _run(out_dir, plan[name], pool) for name in ASR_SPLITS[:3]}
+        level = sizes.opus_level
+        splits = {
+            name: _run(out_dir, plan[name], pool, opus_level=level)
+            for name in ASR_SPLITS[:3]
+        }
         clean = _run(out_dir, plan["far"], pool, _synth_task)
-        splits["far"] = write_far(out_dir, plan["far"], clean, seed)
+        splits["far"] = write_far(out_dir, plan["far"], clean, seed, level)
         tts = [s for s in speakers if s.split == "tts"]
         if tts:
             tts_rows = _tts_rows(out_dir, tts[0], rng, sizes, pool)
@@ -222,9 +227,12 @@ knobs and sizes (defaults = the bundled corpus; an utterance is ~1.8 s):
     (dev/test add en-GB-x-rp, far uses en-US-nyc and en-GB-x-gbclan only).
   text: --free-fraction of train (and --heldout-free-fraction of dev/test/far) are
     free-order word sequences, the rest template sentences.
-example, a ~5 h corpus:
+  size: ~14 MB per hour of speech at the default Opus level (~30 kbps), ~8.5 MB
+    with --opus-level 0.97 (~18.5 kbps, the 4-8 kHz band kept); level 1.0 (~12
+    kbps) drops most of 4-6 kHz.
+example, a ~5 h corpus (~45 MB):
   python -m minispeech.data.corpus build --out data/big --train-speakers 240 \\
-      --utts-per-speaker 40 --jobs 8
+      --utts-per-speaker 40 --opus-level 0.97 --jobs 8
 """
 
 
@@ -248,7 +256,18 @@ def _parser() -> argparse.ArgumentParser:
     add("--heldout-free-fraction", type=float, default=d.heldout_free_fraction)
     add("--tts-minutes", type=float, default=d.tts_train_seconds / 60)
     add("--train-accents", default=",".join(TRAIN_ACCENTS), help="comma-separated")
+    add("--opus-level", type=_level, default=d.opus_level,
+        help="Opus compression level 0-1 (default: libsndfile's, ~30 kbps; 0.97: "
+             "~18.5 kbps, 1.6x the hours in the same bytes)")  # fmt: skip
     return parser
+
+
+def _level(text: str) -> float:
+    """An Opus compression level: a number in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -276,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         free_fraction=args.free_fraction,
         heldout_free_fraction=args.heldout_free_fraction,
         tts_train_seconds=args.tts_minutes * 60,
+        opus_level=args.opus_level,
     )
     accents = tuple(args.train_accents.split(","))
     unknown = set(accents) - set(ACCENT_VOICES)

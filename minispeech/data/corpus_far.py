@@ -47,7 +47,9 @@ def mix(wave: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     return noisy.astype(np.float32)
 
 
-def write_far(out_dir: Path, plan: list, clean: list, seed: int) -> list[dict]:
+def write_far(
+    out_dir: Path, plan: list, clean: list, seed: int, opus_level=None
+) -> list[dict]:
     """Write the far utterances (`plan`; `clean`: [(wave, words)]); rows in order."""
     speaker_index = {s.id: k for k, s in enumerate(dict.fromkeys(p[0] for p in plan))}
     rows = []
@@ -61,7 +63,7 @@ def write_far(out_dir: Path, plan: list, clean: list, seed: int) -> list[dict]:
             babble = [clean[k][0] for k in sorted(picks)]
             wave = mix(wave, make_noise(noise, len(wave), rng, babble), snr)
         relative = f"audio/{speaker.id}/{utt_id}.opus"
-        write_opus(out_dir, relative, wave, utt_id)
+        write_opus(out_dir, relative, wave, utt_id, opus_level)
         row = manifest_row(relative, wave, text, speaker, kind, words)
         words = row.pop("words")
         rows.append({**row, "noise": noise, "snr_db": snr, "words": words})

@@ -1,6 +1,8 @@
 """The bundled tinyspeech corpus (committed) and its generator (espeak-ng, ctypes)."""
 
+import dataclasses
 import functools
+import io
 import json
 import random
 import struct
@@ -12,6 +14,7 @@ import soundfile as sf
 
 from minispeech.data.corpus_audio import (
     align_words,
+    encode_opus,
     ogg_crc,
     set_ogg_serial,
     speech_bounds,
@@ -221,6 +224,43 @@ def test_opus_seek_matches_full_decode(corpus_dir):
     np.testing.assert_allclose(part, full[8000:12000], atol=1e-3)
 
 
+def _band_share(wave: np.ndarray, lo: float, hi: float) -> float:
+    power = np.abs(np.fft.rfft(wave)) ** 2
+    freqs = np.fft.rfftfreq(len(wave), 1 / 16000)
+    return float(power[(freqs >= lo) & (freqs < hi)].sum() / power.sum())
+
+
+def test_opus_level_lowers_the_bitrate_and_keeps_the_band(corpus_dir):
+    """--opus-level 0.97 (the knob for a bigger corpus in the same bytes): at most
+    70% of the default's bytes, the same samples count, and the 4-8 kHz band's share
+    of the energy within 30% of the default's."""
+    rows = _rows(corpus_dir, "train")[:8]
+    waves = [sf.read(str(corpus_dir / r["audio_filepath"]), dtype="float32")[0]
+             for r in rows]  # fmt: skip
+    sizes, shares = {}, {}
+    for level in (None, 0.97):
+        sizes[level], shares[level] = 0, []
+        for k, wave in enumerate(waves):
+            data = encode_opus(wave, 16000, serial=k, level=level)
+            decoded, rate = sf.read(io.BytesIO(data), dtype="float32")
+            assert rate == 16000 and len(decoded) == len(wave)
+            sizes[level] += len(data)
+            shares[level].append(_band_share(decoded, 4000, 8000))
+    assert sizes[0.97] <= 0.7 * sizes[None], sizes
+    ratio = np.mean(shares[0.97]) / np.mean(shares[None])
+    assert 0.7 <= ratio <= 1.3, ratio
+
+
+def test_opus_level_option_checked_and_recorded():
+    from minispeech.data.corpus import _command, _parser
+
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["build", "--out", "x", "--opus-level", "1.5"])
+    args = _parser().parse_args(["build", "--out", "x", "--opus-level", "0.97"])
+    assert args.opus_level == 0.97
+    assert _command(args).endswith("--opus-level 0.97")
+
+
 # ---------------------------------------------------------------- text
 def test_number_words_hand_worked():
     cases = {
@@ -367,3 +407,12 @@ def test_build_corpus_small_is_byte_deterministic(tmp_path):
     for row in splits["train"] + splits["test"] + splits["far"]:
         info = sf.info(str(tmp_path / "b" / row["audio_filepath"]))
         assert info.frames / 16000 == row["duration"] and row["duration"] > 0.5
+    # --opus-level reaches every split's files (ASR, far, TTS): same files and
+    # lengths, fewer bytes in all
+    smaller = dataclasses.replace(sizes, opus_level=0.97)
+    build_corpus(tmp_path / "c", seed=7, sizes=smaller, speakers=speakers)
+    files = {f.relative_to(tmp_path / "c"): f for f in (tmp_path / "c").rglob("*.opus")}
+    assert sorted(files) == sorted(runs[0])
+    for name, path in files.items():
+        assert sf.info(str(path)).frames == sf.info(str(tmp_path / "a" / name)).frames
+        assert path.stat().st_size < len(runs[0][name]), name
