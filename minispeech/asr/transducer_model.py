@@ -22,7 +22,7 @@ from minispeech.asr.lexicon import WordState, drop_unfinished_word, read_lexicon
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_decoding import rnnt_beam_search, rnnt_greedy_decode
 from minispeech.asr.tdt import tdt_loss
-from minispeech.asr.tdt_decoding import tdt_greedy_decode
+from minispeech.asr.tdt_decoding import tdt_beam_search, tdt_greedy_decode
 from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork
 from minispeech.core.config import ConfigError
 
@@ -57,8 +57,7 @@ class TransducerModel(ASRModel):
                 "model.loss: name tdt needs durations (and durations need tdt)"
             )
         self.lexicon_cache = {}  # decoding.lexicon path -> words, read on first use
-        strategies = ("greedy",) if self.durations else ("greedy", "beam")
-        check_decoding(self.decoding_cfg, strategies)  # TDT: greedy only
+        check_decoding(self.decoding_cfg, ("greedy", "beam"))
         vocab = self.tokenizer.vocab_size
         self.decoder = PredictionNetwork(vocab, **self.section("decoder"))
         self.joint = JointNetwork(
@@ -110,10 +109,6 @@ class TransducerModel(ASRModel):
         """enc (B, D, T') -> label ids per utterance, by `decoding.strategy`."""
         enc = enc.transpose(1, 2)  # (B, T', D)
         max_symbols = int(self.decoding_cfg["max_symbols"])
-        if self.durations:
-            return tdt_greedy_decode(
-                self.decoder, self.joint, enc, enc_lens, self.durations, max_symbols
-            )
         if self.decoding_cfg["strategy"] == "beam":
             beam = int(self.decoding_cfg.get("beam_size", 4))
             lexicon = read_lexicon(self.decoding_cfg, self.lexicon_cache)
@@ -122,19 +117,24 @@ class TransducerModel(ASRModel):
             )
             best = []
             for b in range(enc.shape[0]):
-                hyps = rnnt_beam_search(
-                    self.decoder,
-                    self.joint,
-                    enc[b, : enc_lens[b]],
-                    beam_size=beam,
-                    max_symbols=max_symbols,
-                    words=words,
-                )
+                args = (self.decoder, self.joint, enc[b, : enc_lens[b]])
+                if self.durations:
+                    hyps = tdt_beam_search(
+                        *args, self.durations, beam, max_symbols, words=words
+                    )
+                else:
+                    hyps = rnnt_beam_search(
+                        *args, beam_size=beam, max_symbols=max_symbols, words=words
+                    )
                 tokens = hyps[0].tokens
                 if words is not None and not words.finished(tokens)[1]:
                     tokens = drop_unfinished_word(tokens, self.tokenizer.tokens)
                 best.append(list(tokens))
             return best
+        if self.durations:
+            return tdt_greedy_decode(
+                self.decoder, self.joint, enc, enc_lens, self.durations, max_symbols
+            )
         return rnnt_greedy_decode(self.decoder, self.joint, enc, enc_lens, max_symbols)
 
     @torch.no_grad()

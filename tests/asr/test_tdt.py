@@ -1,13 +1,22 @@
 """TDT loss against brute force over all token-and-duration paths and NeMo's published
-case; greedy TDT decoding that jumps frames by the predicted duration."""
+case; greedy TDT decoding that jumps frames by the predicted duration; beam search
+against greedy (beam 1) and against every alignment summed by brute force."""
 
+import functools
+import math
+
+import numpy as np
 import pytest
 import torch
 
 from minispeech.asr.rnnt import rnnt_loss
 from minispeech.asr.rnnt_decoding import rnnt_greedy_decode_single
 from minispeech.asr.tdt import tdt_loss
-from minispeech.asr.tdt_decoding import tdt_greedy_decode, tdt_greedy_decode_single
+from minispeech.asr.tdt_decoding import (
+    tdt_beam_search,
+    tdt_greedy_decode,
+    tdt_greedy_decode_single,
+)
 from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork
 
 
@@ -162,3 +171,77 @@ def test_greedy_with_rnnt_durations_equals_rnnt_greedy():
         for e, n in zip(enc, [9, 5, 7])
     ]
     assert tdt == rnnt and sum(map(len, tdt)) > 3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_beam_one_is_greedy(seed):
+    torch.manual_seed(seed)
+    durations = [0, 1, 2, 3, 4]
+    prediction, joint = make_tdt_nets(durations, [0, 0, 0, 0, -1.0], [1.0, 0, 0, 0, 0])
+    enc = torch.randn(12, 8)
+    greedy = tdt_greedy_decode_single(prediction, joint, enc, durations, 3)
+    beam = tdt_beam_search(
+        prediction, joint, enc, durations, beam_size=1, max_symbols=3
+    )
+    assert list(beam[0].tokens) == greedy and len(greedy) > 2
+
+
+def brute_force_tdt_sequences(prediction, joint, enc, durations, max_symbols):
+    """{labels: ln of the sum over every alignment} by walking every path.
+
+    The moves of tdt_beam_search: a label with duration 0 stays on the frame (while
+    fewer than max_symbols labels were emitted there), every other (token, duration)
+    moves max(d, 1) frames on; one hypothesis's moves to the same frame with the same
+    labels count once, with the better duration."""
+    blank, n_frames, totals = prediction.blank, enc.shape[0], {}
+
+    @functools.cache
+    def log_probs(tokens, t):
+        g, state = prediction.step(torch.tensor([blank]))
+        for k in tokens:
+            g, state = prediction.step(torch.tensor([k]), state)
+        logits = joint.step(enc[t : t + 1], g)[0].double()
+        return logits[: blank + 1].log_softmax(-1), logits[blank + 1 :].log_softmax(-1)
+
+    def walk(t, emitted, tokens, score):
+        lt, ld = log_probs(tokens, t)
+        moves = {}
+        for k in range(blank + 1):
+            new = tokens if k == blank else (*tokens, k)
+            for d, lp_d in zip(durations, ld.tolist()):
+                value = score + float(lt[k]) + lp_d
+                if k != blank and d == 0 and emitted + 1 < max_symbols:
+                    walk(t, emitted + 1, new, value)
+                else:
+                    key = (t + max(d, 1), new)
+                    moves[key] = max(moves.get(key, -math.inf), value)
+        for (frame, new), value in moves.items():
+            if frame >= n_frames:
+                totals[new] = float(np.logaddexp(totals.get(new, -math.inf), value))
+            else:
+                walk(frame, 0, new, value)
+
+    walk(0, 0, (), 0.0)
+    return totals
+
+
+def test_wide_beam_sums_every_alignment_like_brute_force():
+    torch.manual_seed(0)
+    durations = [0, 1, 2]
+    prediction = PredictionNetwork(vocab_size=2, pred_hidden=8).eval()
+    joint = JointNetwork(8, 8, 8, vocab_size=2, num_extra_outputs=3).eval()
+    with torch.no_grad():
+        joint.joint_net[2].weight.mul_(3.0)
+    enc = torch.randn(3, 8)
+    with torch.no_grad():
+        exact = brute_force_tdt_sequences(prediction, joint, enc, durations, 2)
+    hyps = tdt_beam_search(
+        prediction, joint, enc, durations, 10_000, max_symbols=2, score_norm=False
+    )
+    assert {h.tokens for h in hyps} == set(exact) and len(exact) > 20
+    for h in hyps:
+        assert h.score == pytest.approx(exact[h.tokens], abs=1e-5), h.tokens
+    best = max(exact, key=exact.get)
+    assert hyps[0].tokens == best
+    narrow = tdt_beam_search(prediction, joint, enc, durations, 4, max_symbols=2)
+    assert len(narrow) <= 4
