@@ -189,6 +189,8 @@ class ASRModel(SpeechModel):
         memory stays bounded by the window: -> enc (B, D, T'), enc_lens (B,)."""
         chunk = self.cfg.get("chunk") or {}
         length_s = float(chunk.get("length", 30.0))
+        # ASRModel's encode, (B, D, T'), even where a subclass's encode returns
+        # another layout (AEDModel: projected, batch first)
         if audio.shape[1] <= length_s * self.sample_rate:
             return ASRModel.encode(self, audio, audio_lens)
         overlap_s = float(chunk.get("overlap", 2.0))
