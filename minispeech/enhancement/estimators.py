@@ -11,6 +11,9 @@ Yoshioka et al. 2018, "Multi-microphone neural speech separation for far-field
 multi-talker speech recognition" (ICASSP), with NeMo's module names so its weights
 load by key:
     |X| (RMS over channels, no log)  (B, F, T)
+        [input_features (ours): "normalized_log_power", the per-frequency
+         normalised log power that MaskEstimatorConformer reads, "log_power"
+         normalised over the whole utterance, or several stacked]
     -> input_projection Linear(F -> D)                           x   (B, T, D)
     -> (B)LSTM or GRU over the valid frames (packed sequences)   h   (B, T, kD)
     -> norm(fc(h)) + x      LayerNorm(Linear(kD -> D)), skip from the projection
@@ -30,6 +33,7 @@ Conformer blocks the same way in MaskEstimatorFlexChannels (Jukic et al. 2023,
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from minispeech.nn.attention import padding_mask
@@ -37,6 +41,12 @@ from minispeech.nn.conformer import ConformerEncoder
 
 MAG_REDUCTIONS = ("rms", "abs_mean", "mean_abs")
 RNN_TYPES = {"lstm": nn.LSTM, "gru": nn.GRU}
+INPUT_FEATURES = (
+    "magnitude",
+    "normalized_log_power",
+    "log_power",
+    "log_power_over_floor",
+)
 
 
 def magnitude(spec: Tensor, reduction: str = "rms") -> Tensor:
@@ -53,6 +63,44 @@ def magnitude(spec: Tensor, reduction: str = "rms") -> Tensor:
     )
 
 
+def normalized_log_power(
+    spec: Tensor, spec_lens: Tensor, per_frequency: bool = True, eps: float = 1e-10
+) -> Tensor:
+    """log |X|^2 with zero mean and unit variance over the valid frames of each
+    utterance (padding stays 0): (B, C, F, T) -> (B, F, T). Per frequency (each row
+    its own statistics), a stationary noise (a hum, a fan) becomes a flat line near 0
+    whatever its level or spectral shape; over the whole utterance (one mean and
+    variance), the spectral shape stays and only the recording level is removed."""
+    valid = padding_mask(spec_lens, spec.size(-1))[:, None, :]  # (B, 1, T)
+    dims = (-1,) if per_frequency else (-2, -1)
+    n = spec_lens.clamp(min=1)[:, None, None].to(spec.real.dtype)  # (B, 1, 1)
+    if not per_frequency:
+        n = n * spec.size(-2)  # F values per frame
+    logpow = torch.log(magnitude(spec).pow(2) + eps) * valid  # (B, F, T)
+    mean = logpow.sum(dims, keepdim=True) / n  # (B, F, 1) or (B, 1, 1)
+    var = ((logpow - mean) * valid).pow(2).sum(dims, keepdim=True) / n
+    return (logpow - mean) / (var + 1e-5).sqrt() * valid  # (B, F, T)
+
+
+def log_power_over_floor(
+    spec: Tensor, spec_lens: Tensor, smooth: int = 5, eps: float = 1e-10
+) -> Tensor:
+    """log |X|^2 minus each frequency's noise floor: (B, C, F, T) -> (B, F, T), 0
+    past the length. The floor is the minimum over the utterance's valid frames of
+    the power averaged over `smooth` neighbouring valid frames, as in minimum
+    statistics (Martin 2001) without its bias correction: an a-posteriori SNR in
+    nepers-squared, the quantity a Wiener gain is a function of, and the same for
+    any stationary noise whatever its spectrum or level."""
+    t = spec.size(-1)
+    valid = padding_mask(spec_lens, t)[:, None, :].to(spec.real.dtype)  # (B, 1, T)
+    power = magnitude(spec).pow(2) * valid  # (B, F, T)
+    pool = dict(kernel_size=smooth, stride=1, padding=smooth // 2)
+    # the mean over valid neighbours only: a padded batch gives each item's values
+    smoothed = F.avg_pool1d(power, **pool) / F.avg_pool1d(valid, **pool).clamp(min=1e-6)
+    floor = smoothed.masked_fill(valid == 0, float("inf")).amin(-1, keepdim=True)
+    return (torch.log(power + eps) - torch.log(floor + eps)) * valid  # (B, F, T)
+
+
 class MaskEstimatorRNN(nn.Module):
     """spec (B, C, F, T) complex, spec_lens (B,) -> masks (B, num_outputs, F, T)."""
 
@@ -66,15 +114,25 @@ class MaskEstimatorRNN(nn.Module):
         rnn_type: str = "lstm",
         dropout: float = 0.0,
         mag_reduction: str = "rms",
+        input_features: str | list[str] = "magnitude",
     ):
         super().__init__()
+        if isinstance(input_features, str):
+            input_features = [input_features]
+        if not input_features or any(f not in INPUT_FEATURES for f in input_features):
+            raise ValueError(
+                f"input_features must be one or more of {INPUT_FEATURES}, "
+                f"got {input_features!r}"
+            )
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"rnn_type must be one of {list(RNN_TYPES)}: {rnn_type!r}")
         if mag_reduction not in MAG_REDUCTIONS:
             raise ValueError(f"mag_reduction must be one of {MAG_REDUCTIONS}")
         self.num_subbands, self.mag_reduction = num_subbands, mag_reduction
+        self.input_features = tuple(input_features)
         d = num_features  # D
-        self.input_projection = nn.Linear(num_subbands, d)
+        # several feature sets are stacked along frequency: (B, len * F, T)
+        self.input_projection = nn.Linear(len(self.input_features) * num_subbands, d)
         self.rnn = RNN_TYPES[rnn_type](
             input_size=d,
             hidden_size=d,
@@ -89,13 +147,25 @@ class MaskEstimatorRNN(nn.Module):
             nn.Linear(d, num_subbands) for _ in range(num_outputs)
         )
 
+    def feature(self, name: str, spec: Tensor, spec_lens: Tensor) -> Tensor:
+        """One input feature set: complex spec (B, C, F, T) -> (B, F, T)."""
+        if name == "magnitude":
+            return magnitude(spec, self.mag_reduction)
+        if name == "log_power_over_floor":
+            return log_power_over_floor(spec, spec_lens)
+        per_frequency = name == "normalized_log_power"
+        return normalized_log_power(spec, spec_lens, per_frequency=per_frequency)
+
     def forward(self, spec: Tensor, spec_lens: Tensor) -> tuple[Tensor, Tensor]:
         assert spec.dim() == 4 and spec.size(2) == self.num_subbands, (
             f"spec must be (B, C, {self.num_subbands}, T), got {tuple(spec.shape)}"
         )
         t = spec.size(-1)
-        mag = magnitude(spec, self.mag_reduction)  # (B, F, T)
-        x = self.input_projection(mag.transpose(1, 2))  # (B, T, D)
+        feats = torch.cat(
+            [self.feature(name, spec, spec_lens) for name in self.input_features],
+            dim=1,
+        )  # (B, len(input_features) * F, T)
+        x = self.input_projection(feats.transpose(1, 2))  # (B, T, D)
         # 1) the RNN sees only the valid frames: packed, then padded back to T
         packed = nn.utils.rnn.pack_padded_sequence(
             x, spec_lens.cpu(), batch_first=True, enforce_sorted=False
@@ -148,22 +218,12 @@ class MaskEstimatorConformer(nn.Module):
             dropout_emb=dropout,
         )
 
-    def features(self, spec: Tensor, spec_lens: Tensor, eps: float = 1e-10) -> Tensor:
-        """log |X|^2, zero mean and unit variance per frequency over the valid
-        frames of each utterance (padding stays 0): (B, C, F, T) -> (B, F, T)."""
-        valid = padding_mask(spec_lens, spec.size(-1))[:, None, :]  # (B, 1, T)
-        n = spec_lens.clamp(min=1)[:, None, None].to(spec.real.dtype)  # (B, 1, 1)
-        logpow = torch.log(magnitude(spec).pow(2) + eps) * valid  # (B, F, T)
-        mean = logpow.sum(-1, keepdim=True) / n  # (B, F, 1)
-        var = ((logpow - mean) * valid).pow(2).sum(-1, keepdim=True) / n
-        return (logpow - mean) / (var + 1e-5).sqrt() * valid  # (B, F, T)
-
     def forward(self, spec: Tensor, spec_lens: Tensor) -> tuple[Tensor, Tensor]:
         assert spec.dim() == 4 and spec.size(2) == self.num_subbands, (
             f"spec must be (B, C, {self.num_subbands}, T), got {tuple(spec.shape)}"
         )
         b, t = spec.size(0), spec.size(-1)
-        feats = self.features(spec, spec_lens)  # (B, F, T)
+        feats = normalized_log_power(spec, spec_lens)  # (B, F, T)
         logits, _ = self.conformer(feats, spec_lens)  # (B, num_outputs * F, T)
         masks = torch.sigmoid(logits).view(b, self.num_outputs, -1, t)  # (B, M, F, T)
         valid = padding_mask(spec_lens, t)  # (B, T)

@@ -27,6 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted((REPO / "configs/enhancement").glob("*.yaml"))
 ESTIMATORS = {
     "blstm": {"_target_": "minispeech.enhancement.MaskEstimatorRNN", "num_layers": 2},
+    "blstm_both_features": {
+        "_target_": "minispeech.enhancement.MaskEstimatorRNN",
+        "num_layers": 1,
+        "input_features": ["magnitude", "normalized_log_power"],
+    },
     "gru": {
         "_target_": "minispeech.enhancement.MaskEstimatorRNN",
         "rnn_type": "gru",
