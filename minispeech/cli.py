@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 import sys
 import time
 
@@ -286,7 +287,12 @@ def evaluate_verb(argv: list[str]) -> int:
     seconds = time.perf_counter() - start
     print(summary(args.manifest, dataset, seconds))
     for name, value in metrics.items():
-        print(f"  {name:<12} {value:.4f}")
+        # NaN means undefined here (a speaker set with no training class has no
+        # classification loss): say so instead of printing "nan"
+        shown = (
+            f"{value:.4f}" if math.isfinite(value) else "n/a (undefined on this set)"
+        )
+        print(f"  {name:<12} {shown}")
     if args.out:
         path = write_hypotheses(model, loader, dataset, args.out)
         print(f"hypotheses written to {path}")

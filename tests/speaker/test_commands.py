@@ -159,6 +159,18 @@ def test_evaluate_a_speaker_model_prints_eer_and_accuracy(world, capsys):
     assert 0.0 <= float(metrics["val_acc"]) <= 1.0  # 4 of 6 are known speakers
 
 
+def test_evaluate_on_unseen_speakers_says_what_is_undefined(world, capsys):
+    rows = [json.loads(line) for line in (world / "all.jsonl").open()]
+    unseen = world / "unseen.jsonl"  # only "cid": no training class, no accuracy
+    unseen.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows if r["speaker"] == "cid")
+    )
+    text = run(["evaluate", world / "spk.nemo", unseen], capsys)
+    assert "nan" not in text
+    assert re.search(r"val_acc\s+n/a \(undefined on this set\)", text)
+    assert re.search(r"val_id_acc\s+n/a", text)  # one speaker: nothing to tell apart
+
+
 def test_embed_and_enroll_a_segment_use_only_the_segment(world, capsys):
     row = {"audio_filepath": "ann2.wav", "offset": 0.1, "duration": 0.4}
     (world / "seg.jsonl").write_text(json.dumps({**row, "speaker": "ann"}) + "\n")
