@@ -13,7 +13,8 @@ load by key:
     |X| (RMS over channels, no log)  (B, F, T)
         [input_features (ours): "normalized_log_power", the per-frequency
          normalised log power that MaskEstimatorConformer reads, "log_power"
-         normalised over the whole utterance, or several stacked]
+         normalised over the whole utterance, "log_power_over_floor" (an
+         a-posteriori SNR), or several stacked]
     -> input_projection Linear(F -> D)                           x   (B, T, D)
     -> (B)LSTM or GRU over the valid frames (packed sequences)   h   (B, T, kD)
     -> norm(fc(h)) + x      LayerNorm(Linear(kD -> D)), skip from the projection
@@ -64,7 +65,11 @@ def magnitude(spec: Tensor, reduction: str = "rms") -> Tensor:
 
 
 def normalized_log_power(
-    spec: Tensor, spec_lens: Tensor, per_frequency: bool = True, eps: float = 1e-10
+    spec: Tensor,
+    spec_lens: Tensor,
+    per_frequency: bool = True,
+    reduction: str = "rms",
+    eps: float = 1e-10,
 ) -> Tensor:
     """log |X|^2 with zero mean and unit variance over the valid frames of each
     utterance (padding stays 0): (B, C, F, T) -> (B, F, T). Per frequency (each row
@@ -76,24 +81,28 @@ def normalized_log_power(
     n = spec_lens.clamp(min=1)[:, None, None].to(spec.real.dtype)  # (B, 1, 1)
     if not per_frequency:
         n = n * spec.size(-2)  # F values per frame
-    logpow = torch.log(magnitude(spec).pow(2) + eps) * valid  # (B, F, T)
+    logpow = torch.log(magnitude(spec, reduction).pow(2) + eps) * valid  # (B, F, T)
     mean = logpow.sum(dims, keepdim=True) / n  # (B, F, 1) or (B, 1, 1)
     var = ((logpow - mean) * valid).pow(2).sum(dims, keepdim=True) / n
     return (logpow - mean) / (var + 1e-5).sqrt() * valid  # (B, F, T)
 
 
 def log_power_over_floor(
-    spec: Tensor, spec_lens: Tensor, smooth: int = 5, eps: float = 1e-10
+    spec: Tensor,
+    spec_lens: Tensor,
+    smooth: int = 5,
+    reduction: str = "rms",
+    eps: float = 1e-10,
 ) -> Tensor:
     """log |X|^2 minus each frequency's noise floor: (B, C, F, T) -> (B, F, T), 0
     past the length. The floor is the minimum over the utterance's valid frames of
     the power averaged over `smooth` neighbouring valid frames, as in minimum
-    statistics (Martin 2001) without its bias correction: an a-posteriori SNR in
-    nepers-squared, the quantity a Wiener gain is a function of, and the same for
-    any stationary noise whatever its spectrum or level."""
+    statistics (Martin 2001) without its bias correction: the log of an a-posteriori
+    SNR (natural log: 4.34 dB per unit), the quantity a Wiener gain is a function
+    of, and the same for any stationary noise whatever its spectrum or level."""
     t = spec.size(-1)
     valid = padding_mask(spec_lens, t)[:, None, :].to(spec.real.dtype)  # (B, 1, T)
-    power = magnitude(spec).pow(2) * valid  # (B, F, T)
+    power = magnitude(spec, reduction).pow(2) * valid  # (B, F, T)
     pool = dict(kernel_size=smooth, stride=1, padding=smooth // 2)
     # the mean over valid neighbours only: a padded batch gives each item's values
     smoothed = F.avg_pool1d(power, **pool) / F.avg_pool1d(valid, **pool).clamp(min=1e-6)
@@ -152,9 +161,11 @@ class MaskEstimatorRNN(nn.Module):
         if name == "magnitude":
             return magnitude(spec, self.mag_reduction)
         if name == "log_power_over_floor":
-            return log_power_over_floor(spec, spec_lens)
+            return log_power_over_floor(spec, spec_lens, reduction=self.mag_reduction)
         per_frequency = name == "normalized_log_power"
-        return normalized_log_power(spec, spec_lens, per_frequency=per_frequency)
+        return normalized_log_power(
+            spec, spec_lens, per_frequency=per_frequency, reduction=self.mag_reduction
+        )
 
     def forward(self, spec: Tensor, spec_lens: Tensor) -> tuple[Tensor, Tensor]:
         assert spec.dim() == 4 and spec.size(2) == self.num_subbands, (
