@@ -363,6 +363,7 @@ class AEDModel(ASRModel):
         greedy = self.decoding_cfg["strategy"] == "greedy"
         return 1 if greedy else int(self.decoding_cfg["beam_size"])
 
+    @torch.inference_mode()
     def decode(self, audio: Tensor, audio_lens: Tensor) -> list[str]:
         """Transcripts of a batch with the <|nopnc|> prompt (validation, evaluate)."""
         prompt = self.tokenizer.prompt_ids(**{**self.prompt_cfg, "pnc": False})
@@ -370,7 +371,7 @@ class AEDModel(ASRModel):
         ids = self.generate(memory, memory_lens, prompt, self.beam_size())
         return [self.tokenizer.ids_to_text(seq) for seq in ids]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def transcribe(
         self,
         inputs: Sequence,

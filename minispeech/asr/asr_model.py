@@ -303,7 +303,7 @@ class ASRModel(SpeechModel):
         }
 
     # ------------------------------------------------------------ inference
-    @torch.no_grad()
+    @torch.inference_mode()
     def transcribe(self, inputs: Sequence, batch_size: int = 8) -> list[str]:
         """Transcribe audio files or waveforms (S,), `batch_size` at a time,
         in order."""

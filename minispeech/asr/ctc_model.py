@@ -91,6 +91,7 @@ class CTCModel(ASRModel):
             text = strip_space_before_punctuation(text)
         return text
 
+    @torch.inference_mode()
     def decode(self, audio: Tensor, audio_lens: Tensor) -> list[str]:
         """Transcripts of a batch: audio (B, S) -> B strings, by `decoding.strategy`
         (greedy, or prefix beam search with an optional word n-gram LM)."""
@@ -126,7 +127,7 @@ class CTCModel(ASRModel):
                 raise ConfigError(f"model.decoding.lm_path: {error}") from None
         return self.lm
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def transcribe_with_timestamps(self, inputs, batch_size: int = 8) -> list[dict]:
         """Like transcribe, plus word times: [{"text", "words": [(word, start, end)]}].
 

@@ -137,7 +137,7 @@ class TransducerModel(ASRModel):
             )
         return rnnt_greedy_decode(self.decoder, self.joint, enc, enc_lens, max_symbols)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode(self, audio: Tensor, audio_lens: Tensor) -> list[str]:
         """Transcripts of a batch: audio (B, S) -> B strings. Inputs longer than
         `chunk.length` seconds are encoded in stitched windows (`encode_long`); the

@@ -245,11 +245,18 @@ class MelSpectrogram(nn.Module):
             center=not self.exact_pad,
             pad_mode="constant",
         )
+        # |X|^2 = re^2 + im^2 from the two planes: summing view_as_real's last dim
+        # (size 2) is a reduction kernel that runs 3-4x slower on the CPU
+        power = torch.addcmul(spec.real.square(), spec.imag, spec.imag)  # (B, F, T)
         guard = CONSTANT if self.use_grads else 0.0  # keeps sqrt differentiable at 0
-        mag = torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + guard)  # (B, F, T)
+        if self.mag_power == 2.0 and not guard:
+            out = power  # sqrt, then square: the same values up to rounding
+        else:
+            mag = torch.sqrt(power + guard)
+            out = mag.pow(self.mag_power) if self.mag_power != 1.0 else mag
         if self.training and self.nb_augmentation_prob > 0:
-            mag = self._narrow_band(mag)
-        return mag.pow(self.mag_power) if self.mag_power != 1.0 else mag
+            out = self._narrow_band(out)  # zeroed bins stay 0 under any power
+        return out
 
     def _narrow_band(self, mag: Tensor) -> Tensor:
         """Zero the bins >= nb_max_freq of each utterance with nb_augmentation_prob."""

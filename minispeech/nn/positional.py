@@ -79,8 +79,16 @@ class PositionalEncoding(nn.Module):
     def positions(self, length: int, offset: int = 0) -> torch.Tensor:
         """PE rows offset .. offset+length-1: (length, D); grows the table if needed."""
         if offset + length > self.pe.size(0):
-            self.pe = self._table(offset + length).to(self.pe.device)
+            self._grow(offset + length)
         return self.pe[offset : offset + length]
+
+    def _grow(self, length: int) -> None:
+        """Replace the table with one of `length` positions (distances for the
+        relative table). Built outside inference mode even when decoding grows it:
+        an inference-mode tensor could not be saved for backward by a later
+        training step that reads these rows."""
+        with torch.inference_mode(False):
+            self.pe = self._table(length).to(self.pe.device)
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """x (B, T, D) -> (B, T, D); `offset` is the position of x[:, 0] (decoding)."""
@@ -109,7 +117,7 @@ class RelPositionalEncoding(PositionalEncoding):
         """Encodings of distances T-1 .. -(T-1): (2T-1, D); grows the table."""
         max_len = (self.pe.size(0) + 1) // 2
         if length > max_len:
-            self.pe = self._table(length).to(self.pe.device)
+            self._grow(length)
             max_len = length
         center = max_len - 1  # the row of distance 0
         return self.pe[center - length + 1 : center + length]

@@ -14,7 +14,11 @@ from minispeech.nn.attention import (
     scaled_dot_product_attention,
     self_attention_mask,
 )
-from minispeech.nn.positional import RelPositionalEncoding, sinusoid_table
+from minispeech.nn.positional import (
+    PositionalEncoding,
+    RelPositionalEncoding,
+    sinusoid_table,
+)
 
 
 def brute_force_attention(q, k, v, allowed, bias=None):
@@ -189,3 +193,19 @@ def test_sinusoid_table_formula():
     enc = RelPositionalEncoding(6, max_len=4)
     rel = enc.relative_positions(7)  # grows the table past max_len
     assert torch.allclose(rel, sinusoid_table(torch.arange(6, -7, -1).float(), 6))
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_table_grown_while_decoding_trains_later(relative):
+    # decoding (inference mode) may meet the longest input first and grow the table;
+    # a later training step saves those rows for backward (here through a Linear,
+    # as linear_pos does), which an inference-mode tensor would refuse
+    enc = (RelPositionalEncoding if relative else PositionalEncoding)(8, max_len=4)
+    grow = enc.relative_positions if relative else enc.positions
+    with torch.inference_mode():
+        grow(7)
+    rows = grow(7)
+    assert not rows.is_inference()
+    linear = torch.nn.Linear(8, 8)
+    linear(rows).sum().backward()
+    assert linear.weight.grad.abs().sum() > 0
