@@ -109,6 +109,10 @@ def titanet_nemo_config(ms: dict) -> dict:
 
 def masking_nemo_config(ms: dict) -> dict:
     est = {k: v for k, v in ms["mask_estimator"].items() if k != "_target_"}
+    # NeMo's estimator reads the magnitude only (minispeech's default, no key there)
+    features = est.pop("input_features", "magnitude")
+    if features != "magnitude":
+        raise ValueError(f"NeMo's MaskEstimatorRNN has no input_features={features!r}")
     return {
         "sample_rate": ms["sample_rate"],
         "skip_nan_grad": False,

@@ -142,6 +142,7 @@ CASES = [
         dict(sample_rate=8000, features=40, window="bartlett"),
         dict(window_fn=torch.bartlett_window),
     ),
+    (dict(mag_power=1.5), {}),  # neither the magnitude nor the power
 ]  # fmt: skip
 
 
