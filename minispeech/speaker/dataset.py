@@ -7,6 +7,14 @@ the model config so a model file knows its speakers). A speaker outside `labels`
 label -1: a verification set of held-out speakers still gives embeddings and an EER;
 training refuses such items (SpeakerModel.training_step). Audio loading, segments,
 duration filters, caching and augmentation are AudioTextDataset's.
+
+Speakers made by speed (`new_speaker_speeds`): Yamamoto et al. 2019, "Speaker
+augmentation and bandwidth extension for deep speaker embedding", Interspeech, Sec. 2:
+an utterance resampled by a factor a (speed and pitch x a, formants x a) sounds like
+another person, so it is trained as a new class. Each factor adds one copy of every
+utterance, labelled `<speaker>@speed<a>` (`speed_speaker`): 120 speakers and factors
+(0.9, 1.1) give 360 classes. NeMo's small perturbation (`augmentor.speed`, 0.95-1.05)
+is a different thing: it keeps the label.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
+from minispeech.audio.perturb import speed_perturb
 from minispeech.data import AudioTextDataset, ManifestError, read_manifest
 
 
@@ -24,20 +33,36 @@ def row_speaker(row: dict):
     return row.get("speaker", row.get("label"))
 
 
-def speaker_labels(manifest: str | os.PathLike | Sequence[dict]) -> list[str]:
-    """The sorted speaker names of a manifest (a model's `labels` list)."""
+def speed_speaker(speaker: str, factor: float) -> str:
+    """The class name of `speaker` resampled by `factor` (e.g. "f001@speed0.9")."""
+    return f"{speaker}@speed{factor:g}"
+
+
+def speaker_labels(
+    manifest: str | os.PathLike | Sequence[dict],
+    new_speaker_speeds: Sequence[float] = (),
+) -> list[str]:
+    """The sorted speaker names of a manifest (a model's `labels` list), then, per
+    factor of `new_speaker_speeds`, the same speakers resampled (`speed_speaker`)."""
     rows = (
         read_manifest(manifest)
         if isinstance(manifest, (str, os.PathLike))
         else manifest
     )
-    return sorted(
+    names = sorted(
         {str(row_speaker(row)) for row in rows if row_speaker(row) is not None}
     )
+    made = [speed_speaker(name, a) for a in new_speaker_speeds for name in names]
+    return names + made
 
 
 class SpeakerDataset(torch.utils.data.Dataset):
-    """`dataset[i] -> {"audio": (S,), "label": int, "speaker": str, "id": str}`."""
+    """`dataset[i] -> {"audio": (S,), "label": int, "speaker": str, "id": str}`.
+
+    With `new_speaker_speeds` (k factors) it holds (k + 1) N items: item j * N + i is
+    utterance i resampled by factor j (j = 0: as recorded), speaker
+    `speed_speaker(speaker, factor)`.
+    """
 
     def __init__(
         self,
@@ -48,6 +73,7 @@ class SpeakerDataset(torch.utils.data.Dataset):
         max_duration: float | None = None,
         cache_audio: bool = False,
         augmentor=None,
+        new_speaker_speeds: Sequence[float] = (),
     ):
         self.audio = AudioTextDataset(
             manifest,
@@ -66,23 +92,33 @@ class SpeakerDataset(torch.utils.data.Dataset):
         if missing:
             raise ManifestError(missing)
         index = {str(name): k for k, name in enumerate(labels)}
-        self.speakers = [str(row_speaker(row)) for row in self.audio.rows]
+        self.factors = [1.0, *new_speaker_speeds]  # copy j is resampled by factors[j]
+        names = [str(row_speaker(row)) for row in self.audio.rows]
+        self.speakers = names + [
+            speed_speaker(name, a) for a in new_speaker_speeds for name in names
+        ]
         self.targets = [index.get(name, -1) for name in self.speakers]
 
     @property
     def durations(self) -> list[float]:
-        return self.audio.durations
+        return [d / a for a in self.factors for d in self.audio.durations]
 
     def __len__(self) -> int:
-        return len(self.audio)
+        return len(self.audio) * len(self.factors)
 
     def __getitem__(self, index: int) -> dict:
-        item = self.audio[index]
+        copy, utterance = divmod(index, len(self.audio))
+        item = self.audio[utterance]
+        audio = item["audio"]  # (S,)
+        if copy:
+            audio = speed_perturb(audio, self.factors[copy])  # (~S / factor,)
         return {
-            "audio": item["audio"],  # (S,)
+            "audio": audio,
             "label": self.targets[index],
             "speaker": self.speakers[index],
-            "id": item["id"],
+            "id": item["id"]
+            if not copy
+            else f"{item['id']}@speed{self.factors[copy]:g}",
         }
 
 

@@ -6,7 +6,8 @@ A batch flows  audio (B, S) -> MelSpectrogram -> feats (B, M, T) -> SpecAugment
 (pooling, embedding layers, final layer) -> logits (B, C) and embeddings (B, E).
 Training: the classes are the speakers of `labels` (ArcFace or CE, losses.py);
 `labels: from_manifest` takes them from the train_ds manifest when the model is
-built (sorted speaker names), and the built config (so the model file) keeps the list.
+built (sorted speaker names), and the built config (so the model file) keeps the list;
+`train_ds.new_speaker_speeds` adds each speaker resampled as a new class (dataset.py).
 Verification (TitaNet, Koluguri et al. 2022, arXiv:2110.04410, scores trials by
 cosine similarity): two utterances' embeddings get NeMo's score
 (cos(e1, e2) + 1) / 2 and the trial is accepted when score >= threshold. Validation
@@ -39,6 +40,8 @@ from minispeech.speaker.dataset import (
 from minispeech.speaker.losses import SpeakerLoss
 from minispeech.speaker.pooling import SpeakerDecoder
 
+# train_ds alone may make new speakers by speed (dataset.py)
+TRAIN_KEYS = (*DATASET_KEYS, "new_speaker_speeds")
 MODEL_KEYS = (
     "_target_",
     "sample_rate",
@@ -98,7 +101,8 @@ class SpeakerModel(SpeechModel):
             raise ConfigError(
                 "model.labels: from_manifest needs model.train_ds.manifest_filepath"
             )
-        self.cfg["labels"] = speaker_labels(manifest)
+        speeds = self.section("train_ds").get("new_speaker_speeds", [])
+        self.cfg["labels"] = speaker_labels(manifest, check_speeds(speeds))
 
     def check_config(self) -> None:
         """Every section's keys, before anything is built (core.config.check_keys)."""
@@ -133,7 +137,9 @@ class SpeakerModel(SpeechModel):
             noun="key",
         )
         check_arguments(SpeakerLoss, self.section("loss"), "model.loss", noun="key")
-        for name in ("train_ds", "validation_ds", "test_ds"):
+        check_keys("model.train_ds", self.section("train_ds"), TRAIN_KEYS)
+        check_speeds(self.section("train_ds").get("new_speaker_speeds", []))
+        for name in ("validation_ds", "test_ds"):
             check_keys(f"model.{name}", self.section(name), DATASET_KEYS)
 
     # ------------------------------------------------------------ forward
@@ -206,7 +212,7 @@ class SpeakerModel(SpeechModel):
     # ------------------------------------------------------------ data
     def build_dataset(self, ds_cfg: dict) -> SpeakerDataset:
         check_keys(
-            "dataset section", ds_cfg, DATASET_KEYS, required=("manifest_filepath",)
+            "dataset section", ds_cfg, TRAIN_KEYS, required=("manifest_filepath",)
         )
         aug_cfg = ds_cfg.get("augmentor")
         augmentor = None
@@ -220,6 +226,7 @@ class SpeakerModel(SpeechModel):
             max_duration=ds_cfg.get("max_duration"),
             cache_audio=ds_cfg.get("cache_audio", False),
             augmentor=augmentor,
+            new_speaker_speeds=check_speeds(ds_cfg.get("new_speaker_speeds", [])),
         )
 
     def collate(self, items: list) -> dict:
@@ -348,3 +355,18 @@ def leave_one_out_identification(embeddings, speakers) -> float:
     if not bool(keep.any()):
         return math.nan
     return float((cos.argmax(1) == spk)[keep].double().mean())
+
+
+def check_speeds(speeds) -> list[float]:
+    """train_ds's `new_speaker_speeds` as a list of floats: distinct factors > 0
+    other than 1 (ConfigError otherwise)."""
+    ok = isinstance(speeds, (list, tuple)) and all(
+        isinstance(a, (int, float)) and not isinstance(a, bool) and a > 0 and a != 1
+        for a in speeds
+    )
+    if not ok or len(set(speeds)) != len(speeds):
+        raise ConfigError(
+            "model.train_ds.new_speaker_speeds: a list of distinct speed factors > 0 "
+            f"other than 1 (e.g. [0.9, 1.1]), got {speeds!r}"
+        )
+    return [float(a) for a in speeds]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from minispeech.audio import save_audio
+from minispeech.audio.perturb import speed_perturb
 from minispeech.core.config import ConfigError
 from minispeech.core.model import restore_from
 from minispeech.speaker import SpeakerModel, speaker_labels
@@ -165,9 +166,9 @@ def test_leave_one_out_identification_matches_the_loops():
     assert math.isnan(leave_one_out_identification(embs, ["a", "b", "c"]))
 
 
-def test_dataset_from_a_manifest_with_speakers(tmp_path):
+def write_manifest(tmp_path, names):
     rows = []
-    for k, (wave, name) in enumerate(zip(waves(), ["bob", "ann", "zed", "bob"])):
+    for k, (wave, name) in enumerate(zip(waves(), names)):
         save_audio(tmp_path / f"{k}.wav", wave, 16000)
         rows.append(
             {
@@ -178,6 +179,11 @@ def test_dataset_from_a_manifest_with_speakers(tmp_path):
         )
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest, rows
+
+
+def test_dataset_from_a_manifest_with_speakers(tmp_path):
+    manifest, rows = write_manifest(tmp_path, ["bob", "ann", "zed", "bob"])
     assert speaker_labels(manifest) == ["ann", "bob", "zed"]
     model = SpeakerModel(tiny_cfg())
     dataset = model.build_dataset({"manifest_filepath": str(manifest)})
@@ -244,3 +250,53 @@ def test_config_typos_are_named(section, key):
     cfg.setdefault(section, {})[key] = 1
     with pytest.raises(ConfigError, match=key):
         SpeakerModel(cfg)
+
+
+def test_new_speakers_made_by_speed(tmp_path):
+    manifest, rows = write_manifest(tmp_path, ["bob", "ann", "bob", "ann"])
+    cfg = {
+        **tiny_cfg(),
+        "labels": "from_manifest",
+        "train_ds": {
+            "manifest_filepath": str(manifest),
+            "new_speaker_speeds": [0.9, 1.1],
+        },
+    }
+    model = SpeakerModel(cfg)
+    made = ["ann@speed0.9", "bob@speed0.9", "ann@speed1.1", "bob@speed1.1"]
+    assert model.labels == ["ann", "bob", *made]
+    assert model.decoder.final.weight.shape[0] == 6  # one class per (speaker, speed)
+    dataset = model.build_dataset(cfg["train_ds"])
+    assert len(dataset) == 12
+    durations = [r["duration"] for r in rows]
+    expected = durations + [d / 0.9 for d in durations] + [d / 1.1 for d in durations]
+    assert dataset.durations == pytest.approx(expected)
+    original = dataset[1]["audio"]  # utterance 1 ("ann") as recorded
+    for copy, factor in ((1, 0.9), (2, 1.1)):
+        item = dataset[copy * 4 + 1]
+        assert item["speaker"] == f"ann@speed{factor:g}"
+        assert model.labels[item["label"]] == item["speaker"]
+        # resampled by the factor: 1/factor as many samples, the same as speed_perturb
+        assert abs(len(item["audio"]) - len(original) / factor) <= 1
+        torch.testing.assert_close(item["audio"], speed_perturb(original, factor))
+    batch = model.collate([dataset[k] for k in (0, 5, 10)])
+    assert batch["labels"].tolist() == [1, 2, 5]
+    assert torch.isfinite(model.train().training_step(batch)["loss"])
+
+
+@pytest.mark.parametrize("speeds", [[1.0], [0.9, 0.9], [-0.9], "0.9", [True]])
+def test_new_speaker_speeds_refused_by_name(tmp_path, speeds):
+    manifest, _ = write_manifest(tmp_path, ["bob", "ann"])
+    cfg = {
+        **tiny_cfg(),
+        "train_ds": {"manifest_filepath": str(manifest), "new_speaker_speeds": speeds},
+    }
+    with pytest.raises(ConfigError, match="new_speaker_speeds"):
+        SpeakerModel(cfg)
+
+
+def test_new_speaker_speeds_only_in_train_ds(tmp_path):
+    manifest, _ = write_manifest(tmp_path, ["bob", "ann"])
+    ds = {"manifest_filepath": str(manifest), "new_speaker_speeds": [0.9]}
+    with pytest.raises(ConfigError, match="validation_ds.*new_speaker_speeds"):
+        SpeakerModel({**tiny_cfg(), "validation_ds": ds})
