@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from minispeech.asr.lexicon import WordState
-from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork, State
+from minispeech.asr.transducer_nets import JointNetwork, PredictionNetwork
 
 
 @dataclass(frozen=True)
@@ -89,19 +89,16 @@ def rnnt_greedy_decode(
             active = active & (k != blank)
             if not active.any():
                 break
-            labels = k.tolist()
-            for b in active.nonzero()[:, 0].tolist():
-                hyps[b].append(labels[b])
-            g_new, state_new = step(torch.where(active, k, blank), state)
-            g = torch.where(active[:, None], joint.project_prediction(g_new), g)
-            state = _select_state(active, state_new, state)
+            rows = active.nonzero()[:, 0]  # (n,) the utterances that emitted
+            labels = k[rows]  # (n,)
+            for b, label in zip(rows.tolist(), labels.tolist()):
+                hyps[b].append(label)
+            # step those rows only: past a frame's first symbol few utterances still
+            # emit, and a step costs the same per row whether its output is kept or not
+            g_new, state_new = step(labels, tuple(s[:, rows] for s in state))
+            g = g.index_copy(0, rows, joint.project_prediction(g_new))  # (B,Dh)
+            state = tuple(s.index_copy(1, rows, n) for s, n in zip(state, state_new))
     return hyps
-
-
-def _select_state(mask: Tensor, new: State, old: State) -> State:
-    """Per utterance, the new LSTM state where mask (B,) is set, else the old one."""
-    m = mask[None, :, None]  # (1,B,1)
-    return tuple(torch.where(m, n, o) for n, o in zip(new, old))
 
 
 def _check_max_symbols(max_symbols: int) -> None:
