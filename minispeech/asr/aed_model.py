@@ -43,6 +43,7 @@ from minispeech.asr.lexicon import WordState, read_lexicon
 from minispeech.core.config import ConfigError
 from minispeech.data import collate_audio_text
 from minispeech.nn.ctc import ctc_loss
+from minispeech.nn.label_smoothing import label_smoothed_nll
 from minispeech.nn.transformer import DecoderCache, TransformerDecoder
 
 NO_TEXT = "\x00"  # the text of special tokens for the lexicon: no word holds it
@@ -64,18 +65,6 @@ DECODING_DEFAULTS = {
     "max_generation_delta": -1,
     "lexicon": None,
 }
-
-
-def label_smoothed_nll(
-    log_probs: Tensor, targets: Tensor, mask: Tensor, eps: float = 0.0
-) -> Tensor:
-    """Mean over the masked-in positions of -(1-eps) ln p(y) - eps/V sum_v ln p(v).
-
-    log_probs (B, L, V), targets (B, L) ids, mask (B, L) bool -> scalar."""
-    nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, L)
-    smooth = -log_probs.mean(dim=-1)  # (B, L): (1/V) sum_v -ln p(v)
-    loss = (1.0 - eps) * nll + eps * smooth  # (B, L)
-    return loss.masked_fill(~mask, 0.0).sum() / mask.sum().clamp_min(1)
 
 
 class AEDModel(ASRModel):

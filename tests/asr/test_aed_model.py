@@ -12,9 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minispeech.asr.aed_model import AEDModel, label_smoothed_nll
+from minispeech.asr.aed_model import AEDModel
 from minispeech.asr.aed_tokenizer import build_aggregate_tokenizer
 from minispeech.core.config import ConfigError
+from minispeech.nn.label_smoothing import label_smoothed_nll
 
 TEXTS = ["turn on the light", "call bob at nine", "the red car is in the garden"] * 20
 
