@@ -12,7 +12,7 @@ Speakers made by speed (`new_speaker_speeds`): Yamamoto et al. 2019, "Speaker
 augmentation and bandwidth extension for deep speaker embedding", Interspeech, Sec. 2:
 an utterance resampled by a factor a (speed and pitch x a, formants x a) sounds like
 another person, so it is trained as a new class. Each factor adds one copy of every
-utterance, labelled `<speaker>@speed<a>` (`speed_speaker`): 120 speakers and factors
+utterance, labelled `<speaker>@speed<a>` (`speed_name`): 120 speakers and factors
 (0.9, 1.1) give 360 classes. NeMo's small perturbation (`augmentor.speed`, 0.95-1.05)
 is a different thing: it keeps the label.
 """
@@ -33,9 +33,10 @@ def row_speaker(row: dict):
     return row.get("speaker", row.get("label"))
 
 
-def speed_speaker(speaker: str, factor: float) -> str:
-    """The class name of `speaker` resampled by `factor` (e.g. "f001@speed0.9")."""
-    return f"{speaker}@speed{factor:g}"
+def speed_name(name: str, factor: float) -> str:
+    """The name of a speaker (its class) or an utterance id resampled by `factor`
+    (e.g. "f001@speed0.9")."""
+    return f"{name}@speed{factor:g}"
 
 
 def speaker_labels(
@@ -43,7 +44,7 @@ def speaker_labels(
     new_speaker_speeds: Sequence[float] = (),
 ) -> list[str]:
     """The sorted speaker names of a manifest (a model's `labels` list), then, per
-    factor of `new_speaker_speeds`, the same speakers resampled (`speed_speaker`)."""
+    factor of `new_speaker_speeds`, the same speakers resampled (`speed_name`)."""
     rows = (
         read_manifest(manifest)
         if isinstance(manifest, (str, os.PathLike))
@@ -52,7 +53,7 @@ def speaker_labels(
     names = sorted(
         {str(row_speaker(row)) for row in rows if row_speaker(row) is not None}
     )
-    made = [speed_speaker(name, a) for a in new_speaker_speeds for name in names]
+    made = [speed_name(name, a) for a in new_speaker_speeds for name in names]
     return names + made
 
 
@@ -61,7 +62,7 @@ class SpeakerDataset(torch.utils.data.Dataset):
 
     With `new_speaker_speeds` (k factors) it holds (k + 1) N items: item j * N + i is
     utterance i resampled by factor j (j = 0: as recorded), speaker
-    `speed_speaker(speaker, factor)`.
+    `speed_name(speaker, factor)`.
     """
 
     def __init__(
@@ -95,7 +96,7 @@ class SpeakerDataset(torch.utils.data.Dataset):
         self.factors = [1.0, *new_speaker_speeds]  # copy j is resampled by factors[j]
         names = [str(row_speaker(row)) for row in self.audio.rows]
         self.speakers = names + [
-            speed_speaker(name, a) for a in new_speaker_speeds for name in names
+            speed_name(name, a) for a in new_speaker_speeds for name in names
         ]
         self.targets = [index.get(name, -1) for name in self.speakers]
 
@@ -116,9 +117,7 @@ class SpeakerDataset(torch.utils.data.Dataset):
             "audio": audio,
             "label": self.targets[index],
             "speaker": self.speakers[index],
-            "id": item["id"]
-            if not copy
-            else f"{item['id']}@speed{self.factors[copy]:g}",
+            "id": speed_name(item["id"], self.factors[copy]) if copy else item["id"],
         }
 
 
