@@ -27,7 +27,7 @@ NO_MATPLOTLIB = (
 def _run(script: Path, out_dir: Path, prefix=()) -> subprocess.CompletedProcess:
     env = {**os.environ, "MPLBACKEND": "Agg", "MINISPEECH_TUTORIAL_OUT": str(out_dir)}
     # training tutorials take a few steps only: the suite checks that they run
-    env.setdefault("MINISPEECH_TUTORIAL_STEPS", "40")
+    env.setdefault("MINISPEECH_TUTORIAL_STEPS", "20")
     return subprocess.run(
         [sys.executable, *prefix, str(script), str(out_dir)],
         cwd=REPO,

@@ -2,7 +2,7 @@
 # # 04 · Transducers: the T x U lattice, alignments, greedy and beam search
 #
 # **Expected time:** about 2 minutes on 2 CPU cores with the default 300 steps
-# (`MINISPEECH_TUTORIAL_STEPS=40` makes it a quick smoke run, as the test suite does).
+# (`MINISPEECH_TUTORIAL_STEPS=20` makes it a quick smoke run, as the test suite does).
 # **Result:** a small FastConformer-Transducer trained on tinyspeech, a PNG of the
 # alignment posterior over its T x U lattice, and greedy vs beam-search transcripts.
 #

@@ -2,7 +2,7 @@
 # # 05 · Speaker embeddings: train TitaNet, look at the voice space, verify
 #
 # **Expected time:** about 2-3 minutes on 2 CPU cores with the default 300 steps
-# (`MINISPEECH_TUTORIAL_STEPS=40` makes it a quick smoke run, as the test suite does).
+# (`MINISPEECH_TUTORIAL_STEPS=20` makes it a quick smoke run, as the test suite does).
 # **Result:** a small TitaNet trained to tell the corpus's 120 training speakers apart,
 # then used on 8 speakers it never heard: their embeddings in 2-D (PCA), the scores of
 # same-speaker and different-speaker pairs, the DET curve with the EER and minDCF, and

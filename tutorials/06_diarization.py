@@ -2,7 +2,7 @@
 # # 06 · Diarization: who spoke when
 #
 # **Expected time:** about 3 minutes on 2 CPU cores with the default 300 training steps
-# (`MINISPEECH_TUTORIAL_STEPS=40` makes it a quick smoke run, as the test suite does).
+# (`MINISPEECH_TUTORIAL_STEPS=20` makes it a quick smoke run, as the test suite does).
 # **Result:** a simulated three-speaker conversation of voices the models never heard,
 # diarized step by step as NeMo's clustering diarizer does it, and three PNGs: the
 # voice activity scores, the affinity matrix with its eigengaps, and the reference

@@ -2,7 +2,7 @@
 # # 07 · Speech enhancement: a learned mask against the Wiener filter
 #
 # **Expected time:** about 2 minutes on 2 CPU cores with the default 300 training steps
-# (`MINISPEECH_TUTORIAL_STEPS=40` makes it a quick smoke run, as the test suite does).
+# (`MINISPEECH_TUTORIAL_STEPS=20` makes it a quick smoke run, as the test suite does).
 # **Result:** a small mask-based enhancement model (NeMo's BLSTM masking recipe,
 # shortened), the noisy, enhanced and clean spectrograms of a test utterance with the
 # model's mask, the SI-SDR improvement per SNR beside the Wiener filter, and the three

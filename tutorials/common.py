@@ -34,9 +34,10 @@ def training_steps(default: int) -> int:
 
 def short_recipe(config: str, name: str, steps: int, out: Path) -> dict:
     """The recipe `config` (a path under the repository) shortened for a tutorial:
-    `steps` training steps, one validation at the end, a warm-up of at most a
-    quarter of the run, no audio cache (it pays off over a long run only), and the
-    run `name` under out/experiments."""
+    `steps` training steps, one validation at the end on the first two batches
+    (the tutorials score the dev set themselves), a warm-up of at most a quarter of
+    the run, no audio cache (it pays off over a long run only), and the run `name`
+    under out/experiments."""
     from minispeech.core.config import load_recipe
 
     cfg = load_recipe(
@@ -45,6 +46,7 @@ def short_recipe(config: str, name: str, steps: int, out: Path) -> dict:
         out / "experiments",
         max_steps=steps,
         val_check_interval=steps,
+        limit_val_batches=2,
     )
     cfg["model"]["train_ds"]["cache_audio"] = False
     cfg["model"]["optim"]["sched"]["warmup_steps"] = min(100, steps // 4)

@@ -35,6 +35,7 @@ step, so `max_steps` counts real updates.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from pathlib import Path
 
@@ -272,10 +273,11 @@ def train_record(state: LoopState, results: list[StepResult]) -> dict:
 @torch.no_grad()
 def compute_validation_loss(model: SpeechModel, loader, opts, env) -> dict:
     """`validation_step` stats over batches and ranks (numbers summed, lists
-    concatenated in batch and rank order) -> `validation_metrics`."""
+    concatenated in batch and rank order) -> `validation_metrics`; the first
+    `limit_val_batches` batches of each rank only."""
     model.eval()
     totals: dict = {}
-    for batch in loader:
+    for batch in itertools.islice(loader, opts.val_batches(len(loader))):
         with autocast(opts, env.device):
             stats = model.validation_step(to_device(batch, env.device))
         add_stats(totals, stats)

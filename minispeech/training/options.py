@@ -2,10 +2,11 @@
 
 Frozen dataclasses with one comment per field; the names follow PyTorch Lightning and
 NeMo's exp_manager where they exist (`max_steps`, `accumulate_grad_batches`,
-`gradient_clip_val`, `val_check_interval`, `resume_if_exists`, `save_top_k`); the
-checkpoint options are flat here. An unknown key is an error naming the valid ones, and
-values are checked when read: counts must be >= 1, sizes and rates >= 0 or > 0, each
-error naming the field and the value (`trainer.max_steps: must be >= 1, got -5`).
+`gradient_clip_val`, `val_check_interval`, `limit_val_batches`, `resume_if_exists`,
+`save_top_k`); the checkpoint options are flat here. An unknown key is an error naming
+the valid ones, and values are checked when read: counts must be >= 1, sizes and rates
+>= 0 or > 0, each error naming the field and the value (`trainer.max_steps: must be
+>= 1, got -5`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class TrainerOptions:
     gradient_clip_val: float = 0.0
     # int: every N steps; float: a fraction of an epoch (>= 1.0: each epoch)
     val_check_interval: float | int = 1.0
+    # validation batches per rank: int, the first N; float, that fraction (1.0: all)
+    limit_val_batches: float | int = 1.0
     # a training record in metrics.jsonl every N steps
     log_every_n_steps: int = 10
     # tqdm on rank 0
@@ -92,6 +95,9 @@ class TrainerOptions:
             max_steps=_no_limit(opts.max_steps),
             max_epochs=_no_limit(opts.max_epochs),
             max_time=_seconds(opts.max_time),
+            limit_val_batches=1.0  # None: Lightning's default, every batch
+            if opts.limit_val_batches is None
+            else opts.limit_val_batches,
         )
         opts.check()
         return opts
@@ -115,12 +121,25 @@ class TrainerOptions:
         rates = {
             "max_time": True,
             "val_check_interval": True,
+            "limit_val_batches": True,
             "gradient_clip_val": False,
         }
         for name, strict in rates.items():
             value = getattr(self, name)
             if value is not None:
                 _check_number("trainer", name, value, 0, integer=False, strict=strict)
+        if isinstance(self.limit_val_batches, float) and self.limit_val_batches > 1:
+            raise ConfigError(
+                "trainer.limit_val_batches: a fraction must be <= 1.0 (an int counts "
+                f"batches), got {self.limit_val_batches!r}"
+            )
+
+    def val_batches(self, n_batches: int) -> int:
+        """How many of a validation loader's `n_batches` to run (at least one)."""
+        limit = self.limit_val_batches
+        if isinstance(limit, int):
+            return min(limit, n_batches)
+        return max(1, int(limit * n_batches))
 
     def val_every_steps(self, steps_per_epoch: int) -> int | None:
         """Steps between validations, or None for "at the end of each epoch"."""

@@ -51,7 +51,9 @@ def fixed_batch_loss(model, n: int = 16) -> float:
 def test_recipe_smoke_run_learns(name, tmp_path):
     """40 steps of each recipe lower the loss on a fixed dev batch, and the exported
     model file restores and transcribes."""
-    cfg = recipe(name, tmp_path, max_steps=40, val_check_interval=40)
+    cfg = recipe(
+        name, tmp_path, max_steps=40, val_check_interval=40, limit_val_batches=2
+    )
     cfg["model"]["train_ds"]["cache_audio"] = False  # 40 steps read 5% of the corpus
     cfg["model"]["optim"]["sched"]["warmup_steps"] = 10
     torch.manual_seed(cfg["trainer"].get("seed", 1234))

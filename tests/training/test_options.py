@@ -30,6 +30,11 @@ BASE = {"max_steps": 10}
             "trainer.val_check_interval: must be > 0, got -0.5",
         ),
         ({"log_every_n_steps": 0}, "trainer.log_every_n_steps: must be >= 1, got 0"),
+        ({"limit_val_batches": 0}, "trainer.limit_val_batches: must be > 0, got 0"),
+        (
+            {"limit_val_batches": 1.5},
+            "trainer.limit_val_batches: a fraction must be <= 1.0",
+        ),
         (
             {"gradient_clip_val": -1.0},
             "trainer.gradient_clip_val: must be >= 0, got -1.0",
@@ -64,6 +69,16 @@ def test_good_trainer_values_are_kept():
     assert (opts.max_steps, opts.max_epochs, opts.max_time) == (None, 2, 90.0)
     assert TrainerOptions.from_dict({**BASE, "gradient_clip_val": 0}).max_steps == 10
     assert TrainerOptions.from_dict({**BASE, "val_check_interval": 0.25})
+
+
+@pytest.mark.parametrize(
+    "limit, expected",
+    [(1.0, 10), (None, 10), (0.25, 2), (0.01, 1), (3, 3), (1, 1), (50, 10)],
+)
+def test_limit_val_batches_as_in_lightning(limit, expected):
+    """A float is a fraction (1.0: all), an int a count (1: one batch)."""
+    opts = TrainerOptions.from_dict({**BASE, "limit_val_batches": limit})
+    assert opts.val_batches(10) == expected
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,18 @@ def test_list_stats_reach_validation_metrics_in_batch_order(tmp_path):
     )
 
 
+def test_limit_val_batches_validates_the_first_batches_only(tmp_path):
+    cfg = tiny_config(tmp_path, exp_manager={"monitor": "val_mae"})
+    cfg["model"]["_target_"] = "tiny_model.ScoringTinyModel"
+    cfg["trainer"]["limit_val_batches"] = 1
+    train(cfg, trust_targets=True)
+    model = LAST[0]
+    val_cfg = {**cfg["model"]["validation_ds"], "shuffle": False}
+    batches = list(model.build_sampler(val_cfg, TinyDataset(8, 16, seed=2), 1, 0, 7))
+    first = [TinyDataset(8, 16, seed=2).ids[i] for i in batches[0]]
+    assert len(batches) > 1 and model.val_lists["ids"] == first
+
+
 def test_validation_does_not_change_the_training(tmp_path):
     """A run validated every 2 steps ends with the same weights as one validated only
     at its end: validation draws nothing from the RNG that dropout uses."""
