@@ -5,6 +5,12 @@ blank at index V-1. Training minimizes `ctc_loss` (minispeech/nn/ctc.py); decodi
 greedy by default, or prefix beam search with an optional word n-gram LM
 (minispeech/asr/ctc_decoding.py). Long recordings are cut into overlapping chunks whose
 centres are stitched together, so memory stays bounded by the chunk length.
+Intermediate CTC (Lee & Watanabe 2021, arXiv:2102.03216, eq. 6), NeMo's `interctc`
+section: the same head reads the outputs of earlier encoder layers too, and
+L = (1 - sum_k w_k) L_ctc + sum_k w_k L_ctc(layer_k). With `use_conditioning` (ESPnet's
+`interctc_use_conditioning`), self-conditioned CTC (Nozaki & Komatsu 2021,
+arXiv:2104.02724, eq. 9): the next layer reads x_k + Linear(softmax(head(x_k))), in
+training and in inference.
 Differs from NeMo: the head is an nn.Linear (NeMo's is a 1x1 Conv1d; the importer
 squeezes its kernel).
 """
@@ -24,13 +30,20 @@ from minispeech.core.config import ConfigError
 from minispeech.nn.ctc import ctc_loss
 
 DECODING_KEYS = ("strategy", "beam_size", "lm_path", "lm_alpha", "lm_beta", "lexicon")
+INTERCTC_KEYS = ("loss_weights", "apply_at_layers", "use_conditioning")
 
 
 class CTCModel(ASRModel):
     """Conformer/FastConformer (or any encoder) + linear head + CTC loss."""
 
     extra_keys = frozenset(
-        {"ctc_reduction", "strip_space_before_punctuation", "chunk", "decoding"}
+        {
+            "ctc_reduction",
+            "strip_space_before_punctuation",
+            "chunk",
+            "decoding",
+            "interctc",
+        }
     )
 
     def __init__(self, cfg: dict):
@@ -46,6 +59,14 @@ class CTCModel(ASRModel):
             )
         self.decoding = {"strategy": "greedy", **self.section("decoding")}
         check_decoding(self.decoding)
+        self.interctc = dict(self._interctc_layers())  # layer index -> loss weight
+        self.inter_log_probs: dict[int, Tensor] = {}  # of the last training forward
+        self.conditioning = None
+        if self.interctc:
+            self.encoder.intermediate = self.intermediate_ctc
+            if self.section("interctc").get("use_conditioning", False):
+                d_model = self.encoder.d_model
+                self.conditioning = nn.Linear(self.num_classes, d_model)  # V -> D
         self.lm = None  # loaded on first use: the ARPA file is not part of the model
         self.lexicon_cache = {}  # decoding.lexicon path -> words, read on first use
 
@@ -54,7 +75,54 @@ class CTCModel(ASRModel):
             **super().config_sections(),
             "decoding": (DECODING_KEYS, (), ()),
             "chunk": (CHUNK_KEYS, (), ()),
+            "interctc": (INTERCTC_KEYS, (), INTERCTC_KEYS[:2]),
         }
+
+    def _interctc_layers(self) -> list[tuple[int, float]]:
+        """The checked `interctc` section: [(0-based layer index, loss weight)]."""
+        section = self.section("interctc")
+        if not section:
+            return []
+        weights = [float(w) for w in section["loss_weights"]]
+        layers = [int(i) for i in section["apply_at_layers"]]
+        n_layers = len(getattr(self.encoder, "layers", ()))
+        if len(weights) != len(layers) or not weights:
+            raise ConfigError(
+                "model.interctc: loss_weights and apply_at_layers need the same "
+                f"non-zero length, got {len(weights)} and {len(layers)}"
+            )
+        if min(weights) <= 0 or sum(weights) >= 1:
+            raise ConfigError(
+                f"model.interctc.loss_weights {weights}: each > 0, sum < 1 (the rest "
+                "weighs the final layer's loss)"
+            )
+        if len(set(layers)) != len(layers) or not all(
+            0 <= i < n_layers - 1 for i in layers
+        ):
+            raise ConfigError(
+                f"model.interctc.apply_at_layers {layers}: distinct layer indices "
+                f"below the last one (0..{n_layers - 2})"
+            )
+        if not isinstance(section.get("use_conditioning", False), bool):
+            raise ConfigError("model.interctc.use_conditioning: true or false")
+        if getattr(self.encoder, "out_proj", None) is not None:
+            raise ConfigError(
+                "model.interctc: the head reads layer outputs, so no encoder.feat_out"
+            )
+        return list(zip(layers, weights))
+
+    def intermediate_ctc(self, layer: int, x: Tensor) -> Tensor:
+        """The encoder's call after `layer`, x (B, T', D) -> x: the head's log-probs
+        kept for the intermediate loss (training), and with conditioning, the next
+        layer's input moved by the predicted token distribution."""
+        if layer not in self.interctc:
+            return x
+        log_probs = self.head_log_probs(x.transpose(1, 2))  # (B, T', V)
+        if self.training:
+            self.inter_log_probs[layer] = log_probs
+        if self.conditioning is not None:
+            x = x + self.conditioning(log_probs.exp().to(x.dtype))  # (B, T', D)
+        return x
 
     def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
         """audio (B, S), audio_lens (B,) -> log_probs (B, T', V), enc_lens (B,)."""
@@ -68,6 +136,18 @@ class CTCModel(ASRModel):
 
     def training_step(self, batch: dict) -> dict:
         log_probs, enc_lens = self(batch["audio"], batch["audio_lens"])  # (B, T', V)
+        loss = self.ctc_loss(log_probs, enc_lens, batch)
+        if self.training and self.interctc:  # validation: the final layer's loss
+            inter = [
+                w * self.ctc_loss(self.inter_log_probs.pop(i), enc_lens, batch)
+                for i, w in self.interctc.items()
+            ]
+            loss = (1 - sum(self.interctc.values())) * loss + sum(inter)
+        return {"loss": loss}
+
+    def ctc_loss(self, log_probs: Tensor, enc_lens: Tensor, batch: dict) -> Tensor:
+        """The CTC loss of log_probs (B, T', V) against the batch's tokens, reduced
+        as `ctc_reduction` says."""
         reduction = "sum" if self.reduction != "mean" else "mean"
         loss = ctc_loss(
             log_probs,
@@ -82,7 +162,7 @@ class CTCModel(ASRModel):
             loss = loss / log_probs.shape[0]
         elif self.reduction == "mean_volume":
             loss = loss / batch["token_lens"].sum().clamp_min(1)
-        return {"loss": loss}
+        return loss
 
     def ids_to_text(self, ids: list[int]) -> str:
         """Token ids (no blanks) -> text, with NeMo's punctuation spacing when asked."""

@@ -23,6 +23,7 @@ by sqrt(D).
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -139,6 +140,10 @@ class ConformerEncoder(nn.Module):
             stochastic_depth_mode,
             stochastic_depth_start_layer,
         )
+        # (layer index, x (B, T', D)) -> x, called after each layer but the last when
+        # set: intermediate CTC reads layer outputs (as NeMo's `interctc` registry)
+        # and may condition the next layer on its predictions
+        self.intermediate: Callable[[int, torch.Tensor], torch.Tensor] | None = None
 
     def extra_repr(self) -> str:
         return (
@@ -177,8 +182,11 @@ class ConformerEncoder(nn.Module):
                 lens, t, self.att_context_size, self.att_context_style
             )  # (B, T', T')
             pad_mask = padding_mask(lens, t)  # (B, T')
-        for drop_prob, layer in zip(self.layer_drop_probs, self.layers):
+        last = len(self.layers) - 1
+        for i, (drop_prob, layer) in enumerate(zip(self.layer_drop_probs, self.layers)):
             x = self._run_layer(layer, drop_prob, x, att_mask, pos_emb, pad_mask)
+            if self.intermediate is not None and i < last:
+                x = self.intermediate(i, x)  # (B, T', D)
         if self.out_proj is not None:
             x = self.out_proj(x)
         return x.transpose(1, 2), lens  # (B, D, T')
