@@ -85,7 +85,12 @@ class CTCModel(ASRModel):
             return []
         weights = [float(w) for w in section["loss_weights"]]
         layers = [int(i) for i in section["apply_at_layers"]]
-        n_layers = len(getattr(self.encoder, "layers", ()))
+        if not hasattr(self.encoder, "intermediate"):
+            raise ConfigError(
+                f"model.interctc: {type(self.encoder).__name__} has no intermediate "
+                "layer outputs to read (ConformerEncoder has)"
+            )
+        n_layers = len(self.encoder.layers)
         if len(weights) != len(layers) or not weights:
             raise ConfigError(
                 "model.interctc: loss_weights and apply_at_layers need the same "
@@ -115,8 +120,10 @@ class CTCModel(ASRModel):
         """The encoder's call after `layer`, x (B, T', D) -> x: the head's log-probs
         kept for the intermediate loss (training), and with conditioning, the next
         layer's input moved by the predicted token distribution."""
-        if layer not in self.interctc:
-            return x
+        if layer not in self.interctc or (
+            not self.training and self.conditioning is None
+        ):
+            return x  # plain intermediate CTC leaves inference alone
         log_probs = self.head_log_probs(x.transpose(1, 2))  # (B, T', V)
         if self.training:
             self.inter_log_probs[layer] = log_probs
