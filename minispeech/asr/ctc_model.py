@@ -83,8 +83,18 @@ class CTCModel(ASRModel):
         section = self.section("interctc")
         if not section:
             return []
-        weights = [float(w) for w in section["loss_weights"]]
-        layers = [int(i) for i in section["apply_at_layers"]]
+        weights, layers = section["loss_weights"], section["apply_at_layers"]
+
+        def numbers(values, kinds) -> bool:  # YAML true/false are not numbers
+            return isinstance(values, list) and all(
+                isinstance(v, kinds) and not isinstance(v, bool) for v in values
+            )
+
+        if not (numbers(weights, (int, float)) and numbers(layers, int)):
+            raise ConfigError(
+                "model.interctc: loss_weights is a list of numbers and apply_at_layers "
+                f"a list of layer indices, got {weights!r} and {layers!r}"
+            )
         if not hasattr(self.encoder, "intermediate"):
             raise ConfigError(
                 f"model.interctc: {type(self.encoder).__name__} has no intermediate "

@@ -154,6 +154,9 @@ def test_conditioning_survives_save_and_restore(tmp_path):
         ({"loss_weights": [0.3]}, "apply_at_layers"),
         ({"loss_weights": [0.3], "apply_at_layers": [0], "layers": [1]}, "layers"),
         ({"loss_weights": [0.2, 0.2], "apply_at_layers": [0, 0]}, "distinct"),
+        ({"loss_weights": 0.3, "apply_at_layers": [0]}, "a list of numbers"),
+        ({"loss_weights": ["a"], "apply_at_layers": [0]}, "a list of numbers"),
+        ({"loss_weights": [0.3], "apply_at_layers": [0.5]}, "layer indices"),
         (
             {"loss_weights": [0.3], "apply_at_layers": [0], "use_conditioning": 1},
             "true or false",
