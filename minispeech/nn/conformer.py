@@ -159,9 +159,14 @@ class ConformerEncoder(nn.Module):
         return feat_lens
 
     def forward(
-        self, feats: torch.Tensor, feat_lens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """feats (B, M, T), feat_lens (B,) -> enc (B, D, T'), enc_lens (B,)."""
+        self, feats: torch.Tensor, feat_lens: torch.Tensor, return_hidden: bool = False
+    ):
+        """feats (B, M, T), feat_lens (B,) -> enc (B, D, T'), enc_lens (B,).
+
+        With `return_hidden`, also the hidden states as a list of N + 1 tensors (B, D,
+        T'): [0] the input of the first layer (subsampled, position-encoded), [i] the
+        output of layer i (Hugging Face's `output_hidden_states` order). Lower layers
+        keep what the task's loss later discards (the voice, for a CTC encoder)."""
         assert feats.dim() == 3 and feats.size(1) == self.feat_in, (
             f"expected features (B, {self.feat_in}, T), got {tuple(feats.shape)}"
         )
@@ -183,12 +188,17 @@ class ConformerEncoder(nn.Module):
             )  # (B, T', T')
             pad_mask = padding_mask(lens, t)  # (B, T')
         last = len(self.layers) - 1
+        hidden = [x] if return_hidden else None
         for i, (drop_prob, layer) in enumerate(zip(self.layer_drop_probs, self.layers)):
             x = self._run_layer(layer, drop_prob, x, att_mask, pos_emb, pad_mask)
+            if hidden is not None:
+                hidden.append(x)
             if self.intermediate is not None and i < last:
                 x = self.intermediate(i, x)  # (B, T', D)
         if self.out_proj is not None:
             x = self.out_proj(x)
+        if hidden is not None:
+            return x.transpose(1, 2), lens, [h.transpose(1, 2) for h in hidden]
         return x.transpose(1, 2), lens  # (B, D, T')
 
     def _run_layer(self, layer, drop_prob, x, att_mask, pos_emb, pad_mask):

@@ -12,6 +12,13 @@ becomes an LM position (attention cost grows with the square of the sequence):
 - "pool": average k consecutive frames (then a linear map when D_enc != D_a);
 - "none": k = 1.
 A trailing partial group is zero-padded (stack) or averaged over its real frames (pool).
+With `utterance_stats: k`, one more frame goes first: the mean and standard deviation
+of the input over the valid frames (x-vector statistics pooling, Snyder et al. 2018),
+batch-normalized as in the x-vector and TitaNet heads (the statistics differ little
+between recordings next to their common offset), squeezed through k dimensions and
+projected to the LM width (a wide summary names each training recording, and the LM
+learns their answers by heart instead of listening); a question about the whole
+voice then reads one position instead of gathering it from every frame.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import torch
 from torch import nn
 
 from minispeech.nn import ConformerEncoder
+from minispeech.speaker.pooling import StatsPoolLayer
 
 REDUCTIONS = ("none", "stack", "pool")
 
@@ -58,6 +66,7 @@ class ModalityAdapter(nn.Module):
         n_heads: int = 4,
         conv_kernel_size: int = 9,
         dropout: float = 0.1,
+        utterance_stats: int = 0,
     ):
         super().__init__()
         if reduction not in REDUCTIONS:
@@ -83,6 +92,15 @@ class ModalityAdapter(nn.Module):
             )
             d_reduced = d_model
         self.projection = nn.Linear(d_reduced, d_out)  # into the LM's embedding space
+        self.stats = self.stats_norm = self.stats_projection = None
+        if utterance_stats < 0 or isinstance(utterance_stats, bool):
+            raise ValueError(f"utterance_stats: a width >= 0, not {utterance_stats!r}")
+        if utterance_stats:
+            self.stats = StatsPoolLayer(d_in, "xvector")  # [mean, std] (B, 2 D_enc)
+            self.stats_norm = nn.BatchNorm1d(2 * d_in)
+            self.stats_projection = nn.Sequential(
+                nn.Linear(2 * d_in, utterance_stats), nn.Linear(utterance_stats, d_out)
+            )  # (B, 2 D_enc) -> (B, k) -> (B, D_lm)
 
     def forward(self, enc: torch.Tensor, enc_lens: torch.Tensor):
         assert enc.dim() == 3, f"expected encoder output (B, D, T'), got {enc.shape}"
@@ -92,4 +110,9 @@ class ModalityAdapter(nn.Module):
         if self.conformer is not None:
             x, lens = self.conformer(x.transpose(1, 2), lens)  # (B, D_a, T'')
             x = x.transpose(1, 2)  # (B, T'', D_a)
-        return self.projection(x), lens  # (B, T'', D_lm)
+        x = self.projection(x)  # (B, T'', D_lm)
+        if self.stats is not None:
+            stats = self.stats_norm(self.stats(enc, enc_lens))  # (B, 2 D_enc)
+            summary = self.stats_projection(stats)  # (B, D_lm)
+            x, lens = torch.cat([summary.unsqueeze(1), x], 1), lens + 1  # (B,T''+1,D)
+        return x, lens  # (B, T'', D_lm)

@@ -35,18 +35,32 @@ def format_prompt(prompt_format: str, question: str) -> str:
     return prompt_format.replace("{question}", question.strip())
 
 
-def transcripts(rows: Sequence[dict], manifest=None) -> dict[str, str]:
+def transcripts(rows: Sequence[dict], manifest=None, voice_word=False) -> dict:
     """audio path -> transcript: the `transcribe` rows' answers, and every row of the
-    corpus `manifest` when given."""
+    corpus `manifest` when given. With `voice_word`, the speaker's gender (from the
+    `gender` rows' answers or the manifest's `gender`) goes first: "female call bob";
+    a recording whose gender is unknown is left out."""
     known = {
         row["audio_filepath"]: row["answer"]
         for row in rows
         if row.get("question_type") == "transcribe"
     }
+    gender = {
+        row["audio_filepath"]: row["answer"]
+        for row in rows
+        if row.get("question_type") == "gender"
+    }
     if manifest is not None:
         corpus = read_manifest(manifest, required=("text",), check_audio=False)
         known.update((row["audio_filepath"], row["text"]) for row in corpus)
-    return known
+        gender.update(
+            (row["audio_filepath"], row["gender"]) for row in corpus if "gender" in row
+        )
+    if not voice_word:
+        return known
+    return {
+        path: f"{gender[path]} {text}" for path, text in known.items() if path in gender
+    }
 
 
 class QADataset(torch.utils.data.Dataset):
@@ -61,6 +75,7 @@ class QADataset(torch.utils.data.Dataset):
         text_only: bool = False,
         transcripts_manifest: str | os.PathLike | None = None,
         cache_audio: bool = True,
+        voice_word: bool = False,
     ):
         numbered = read_numbered_manifest(
             manifest, required=QA_FIELDS, check_audio=not text_only, allow_repeats=True
@@ -69,7 +84,12 @@ class QADataset(torch.utils.data.Dataset):
         self.places = [f"{manifest}:{line}" for line, _ in numbered]
         self.tokenizer, self.sample_rate = tokenizer, sample_rate
         self.prompt_format, self.text_only = prompt_format, text_only
-        self.heard = transcripts(self.rows, transcripts_manifest) if text_only else {}
+        self.voice_word = voice_word
+        self.heard = (
+            transcripts(self.rows, transcripts_manifest, voice_word)
+            if text_only
+            else {}
+        )
         self.prompts, self.answers = self._tokenize_all()
         self.cache: dict[tuple, torch.Tensor] | None = {} if cache_audio else None
 
@@ -92,7 +112,8 @@ class QADataset(torch.utils.data.Dataset):
         if not self.text_only:
             return self.tokenizer.chat_prompt(prompt)
         if row["audio_filepath"] not in self.heard:
-            raise KeyError("no transcript of this recording (text-only stage)")
+            what = "transcript or gender" if self.voice_word else "transcript"
+            raise KeyError(f"no {what} of this recording (text-only stage)")
         return self.tokenizer.text_prompt(prompt, self.heard[row["audio_filepath"]])
 
     @property

@@ -36,6 +36,7 @@ MODEL_KEYS = (
     "prompt_format",
     "lm",
     "loss_on",
+    "voice_word",
     "generation",
     "train_ds",
     "validation_ds",
@@ -85,6 +86,13 @@ class TextLMModel(SpeechModel):
         self.loss_on = self.cfg.get("loss_on", "all")
         if self.loss_on not in ("all", "answer"):
             raise ConfigError(f"model.loss_on: all or answer, not {self.loss_on!r}")
+        # the text stage writes the speaker's gender before the transcript where the
+        # audio goes: the LM learns that the voice, too, is read from that slot
+        self.voice_word = self.cfg.get("voice_word", False)
+        if not isinstance(self.voice_word, bool):
+            raise ConfigError(
+                f"model.voice_word: true or false, not {self.voice_word!r}"
+            )
         heard = self.section("train_ds").get("transcripts_manifest")
         self._train_tokenizer_if_missing(self.section("tokenizer"), heard)
         self.tokenizer = ChatTokenizer.load(self.register_artifact("tokenizer.dir"))
@@ -124,6 +132,7 @@ class TextLMModel(SpeechModel):
                 self.prompt_format,
                 int(ds_cfg.get("seed", 0)),
                 held_out_texts(ds_cfg.get("exclude_manifests") or []),
+                voice_word=self.voice_word,
             )
         if "manifest_filepath" not in ds_cfg:
             raise ConfigError("dataset section: manifest_filepath or synthetic: N")
@@ -133,6 +142,7 @@ class TextLMModel(SpeechModel):
             self.prompt_format,
             text_only=True,
             transcripts_manifest=ds_cfg.get("transcripts_manifest"),
+            voice_word=self.voice_word,
         )
 
     def collate(self, items: list) -> dict:

@@ -16,11 +16,19 @@ model's file as artifacts.
 Differences from NeMo's SALM: a from-scratch LM instead of a pretrained LLM; optional
 frame stacking or pooling in the adapter; `ablation: silence` replaces every recording
 by silence of the same length (the check that answers come from the audio).
+
+`encoder_layers` lets the adapter read hidden states of the encoder besides (or
+instead of) its output, as the SUPERB benchmark's probes do (Yang et al. 2021,
+arXiv:2105.01051, Sec. 3): each selected state is layer-normalized (no parameters),
+then either concatenated along the channels (`encoder_layer_mix: concat`) or mixed
+with learned softmax weights, h = sum_l softmax(w)_l LN(h_l) (`weighted`). A CTC
+encoder's last layers keep the words and drop the voice; its first keep both.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from minispeech.asr.asr_model import pad_waves
@@ -49,6 +57,9 @@ MODEL_KEYS = (
     "freeze",
     "ablation",
     "encoder_width",
+    "encoder_layers",
+    "encoder_layer_mix",
+    "summary",
     "generation",
     "train_ds",
     "validation_ds",
@@ -56,7 +67,21 @@ MODEL_KEYS = (
     "optim",
 )
 LORA_KEYS = ("rank", "alpha", "dropout", "patterns")
+LAYER_MIXES = ("concat", "weighted")
 DEFAULT_FREEZE = ["asr.*", "lm.*"]
+
+
+class SoftWord(torch.nn.Module):
+    """x (B, C) -> softmax(W x + b) E (B, D): an expected token embedding of the LM,
+    so the summary frame starts and stays where the LM reads words."""
+
+    def __init__(self, d_in: int, embedding: torch.nn.Embedding):
+        super().__init__()
+        self.logits = torch.nn.Linear(d_in, embedding.num_embeddings)
+        self.embedding = [embedding]  # the LM's, not registered twice
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.logits(x).softmax(-1) @ self.embedding[0].weight  # (B, D)
 
 
 class SALMModel(SpeechModel):
@@ -79,6 +104,19 @@ class SALMModel(SpeechModel):
         self.tokenizer, self.lm = text_lm.tokenizer, text_lm.lm
         self.sample_rate = self.asr.sample_rate
         self._check_encoder_width(self.asr.encoder.d_model)
+        self.encoder_layers = self._encoder_layers()
+        self.layer_mix = str(self.cfg.get("encoder_layer_mix", "concat"))
+        if self.layer_mix not in LAYER_MIXES:
+            raise ConfigError(
+                f"model.encoder_layer_mix: one of {LAYER_MIXES}, not {self.layer_mix!r}"
+            )
+        n_states = len(self.encoder_layers or [None])
+        self.layer_weights = None  # softmax weights over the hidden states (weighted)
+        if self.layer_mix == "weighted" and self.encoder_layers:
+            self.layer_weights = torch.nn.Parameter(torch.zeros(n_states))
+        d_in = self.asr.encoder.d_model
+        if self.layer_mix == "concat":
+            d_in *= n_states
         # the LM learned its questions in this format: the default is the LM's
         self.prompt_format = str(self.cfg.get("prompt_format", text_lm.prompt_format))
         if (
@@ -93,16 +131,18 @@ class SALMModel(SpeechModel):
         check_arguments(
             ModalityAdapter, adapter_cfg, "model.adapter", ("d_in", "d_out")
         )
-        self.adapter = ModalityAdapter(
-            self.asr.encoder.d_model, self.lm.d_model, **adapter_cfg
-        )
+        self.adapter = ModalityAdapter(d_in, self.lm.d_model, **adapter_cfg)
+        if self.cfg.get("summary") == "soft_word" and self.adapter.stats is not None:
+            self.adapter.stats_projection = SoftWord(
+                self.adapter.stats.feat_in, self.lm.embedding
+            )
         self.gen_cfg = generation_config(self.section("generation"))
         self.ablation = self.cfg.get("ablation", "none")
         if self.ablation not in ("none", "silence"):
             raise ConfigError(f"model.ablation: none or silence, not {self.ablation!r}")
         freeze(self, list(self.cfg.get("freeze", DEFAULT_FREEZE)))
         self.lora_names = self._add_lora(self.cfg.get("lora"))
-        self.encoder_cache: dict = {}  # recording key -> encoder output (D_enc, T')
+        self.encoder_cache: dict = {}  # recording key -> run_encoder's output (D', T')
 
     def _check_encoder_width(self, width: int) -> None:
         """The adapter was built for the encoder width of the first ASR file; a model
@@ -113,6 +153,36 @@ class SALMModel(SpeechModel):
                 f"model.asr_model: its encoder is {width} wide, this model's adapter "
                 f"expects encoder_width {expected}"
             )
+
+    def _encoder_layers(self) -> list[int] | None:
+        """`encoder_layers` as indices into the N + 1 hidden states (0: the input of
+        the first layer, N: the last layer's output; negative from the end), or None
+        for the encoder's output as it is."""
+        layers = self.cfg.get("encoder_layers")
+        if layers is None:
+            return None
+        n_layers = len(getattr(self.asr.encoder, "layers", ()))
+        if not n_layers:
+            raise ConfigError(
+                f"model.encoder_layers: the encoder {type(self.asr.encoder).__name__} "
+                "has no layers to read hidden states from"
+            )
+        if (
+            not isinstance(layers, list)
+            or not layers
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers)
+        ):
+            raise ConfigError(
+                "model.encoder_layers: a non-empty list of layer indices, not "
+                f"{layers!r}"
+            )
+        bad = [i for i in layers if not -(n_layers + 1) <= i <= n_layers]
+        if bad:
+            raise ConfigError(
+                f"model.encoder_layers: {bad} out of range; the encoder has {n_layers} "
+                f"layers, so hidden states 0..{n_layers} (or -{n_layers + 1}..-1)"
+            )
+        return [i % (n_layers + 1) for i in layers]
 
     def _add_lora(self, lora_cfg: dict | None) -> list[str]:
         """LoRA on the LM's attention projections (after freezing: LoRA trains)."""
@@ -141,11 +211,27 @@ class SALMModel(SpeechModel):
     def perceive(self, audio: Tensor, audio_lens: Tensor, keys=None):
         """audio (B, S) -> adapted frames (B, T'', D_lm), lens (B,). `keys` (one per
         item, e.g. the file path) let a frozen encoder encode each recording once."""
-        enc, enc_lens = self.encode_audio(audio, audio_lens, keys)  # (B, D_enc, T')
+        enc, enc_lens = self.encode_audio(audio, audio_lens, keys)  # (B, L D_enc, T')
+        if self.layer_weights is not None:
+            states = enc.unflatten(1, (len(self.encoder_layers), -1))  # (B, L, D, T')
+            weights = self.layer_weights.softmax(0)  # (L,)
+            enc = torch.einsum("l,bldt->bdt", weights, states)  # (B, D_enc, T')
         return self.adapter(enc, enc_lens)  # (B, T'', D_lm)
 
+    def run_encoder(self, audio: Tensor, audio_lens: Tensor):
+        """The ASR encoder's output (B, D_enc, T'), or with `encoder_layers` its
+        selected hidden states, each layer-normalized, stacked (B, L D_enc, T')."""
+        if self.encoder_layers is None:
+            return self.asr.encode(audio, audio_lens)  # (B, D_enc, T')
+        feats, feat_lens = self.asr.preprocessor(audio, audio_lens)  # (B, M, T)
+        feats = feats[..., : int(feat_lens.max())]  # as `encode` at inference
+        _, enc_lens, hidden = self.asr.encoder(feats, feat_lens, return_hidden=True)
+        states = [hidden[i].transpose(1, 2) for i in self.encoder_layers]  # (B,T',D)
+        states = [F.layer_norm(h, h.shape[-1:]) for h in states]
+        return torch.cat(states, -1).transpose(1, 2), enc_lens  # (B, L D, T')
+
     def encode_audio(self, audio: Tensor, audio_lens: Tensor, keys=None):
-        """The ASR encoder's output (B, D_enc, T'), lens (B,). A frozen encoder in
+        """`run_encoder`'s output (B, D', T'), lens (B,). A frozen encoder in
         eval mode is a fixed function of the audio, so with `keys` each recording's
         output is kept (`encoder_cache`, not saved) and later batches reuse it: a
         recording is asked several questions, every epoch."""
@@ -154,13 +240,13 @@ class SALMModel(SpeechModel):
         trainable = any(p.requires_grad for p in self.asr.parameters())
         if keys is None or trainable or self.ablation != "none":
             with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
-                return self.asr.encode(audio, audio_lens)  # (B, D_enc, T')
+                return self.run_encoder(audio, audio_lens)  # (B, D', T')
         missing = [b for b, key in enumerate(keys) if key not in self.encoder_cache]
         if missing:
             index = torch.tensor(missing, device=audio.device)
             lens = audio_lens[index]  # (B_missing,)
             with torch.no_grad():
-                enc, enc_lens = self.asr.encode(audio[index, : int(lens.max())], lens)
+                enc, enc_lens = self.run_encoder(audio[index, : int(lens.max())], lens)
             for j, b in enumerate(missing):
                 self.encoder_cache[keys[b]] = enc[j, :, : int(enc_lens[j])]
         outputs = [self.encoder_cache[key] for key in keys]  # (D_enc, T'_b) each
@@ -168,7 +254,7 @@ class SALMModel(SpeechModel):
         enc = audio.new_zeros(len(keys), outputs[0].size(0), int(enc_lens.max()))
         for b, out in enumerate(outputs):
             enc[b, :, : out.size(1)] = out
-        return enc, enc_lens  # (B, D_enc, T'), (B,)
+        return enc, enc_lens  # (B, D', T'), (B,)
 
     def splice(self, prompt: list[int], frames: Tensor, answer=()) -> Tensor:
         """One item's LM input: embeddings of prompt (+ answer) with the <|audio|>

@@ -12,7 +12,11 @@ machine. The grammar is small enough to say most held-out template sentences aga
 (1,806 of 57,600 draws were dev, test or far texts): sentences in `exclude` (the
 texts of the held-out manifests) are drawn again, so the LM never reads a held-out
 text. The `gender` question cannot be answered from text: its answers are drawn at
-random, which teaches the LM the question and that the text alone does not decide it.
+random, which teaches the LM the question and that the text alone does not decide it;
+with `voice_word` the drawn gender is written before the sentence where the audio will
+go ("female send a message to nina"), so the LM learns to read the voice from the audio
+slot too (without it, it learns that nothing there decides the answer, and an adapter
+that carries the voice is never listened to).
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from minispeech.speechlm.tokenizer import ChatTokenizer
 FREE_FRACTION = 0.3  # the share of free-word-order sentences in the corpus's train
 
 
-def synthetic_chat(seed: int, index: int, exclude=frozenset()) -> dict:
-    """One chat: {"text", "prompt" (question), "answer", "question_type"}; its
-    sentence is never one of `exclude`."""
+def synthetic_chat(
+    seed: int, index: int, exclude=frozenset(), voice_word: bool = False
+) -> dict:
+    """One chat: {"text", "heard" (what fills the audio slot), "prompt" (question),
+    "answer", "question_type"}; its sentence is never one of `exclude`."""
     rng = random.Random(f"{seed}:{index}")
     text = None
     while text is None or text in exclude:
@@ -42,6 +48,7 @@ def synthetic_chat(seed: int, index: int, exclude=frozenset()) -> dict:
     row = {"text": text, "gender": rng.choice(["male", "female"])}
     return {
         "text": text,
+        "heard": f"{row['gender']} {text}" if voice_word else text,
         "prompt": question,
         "answer": answer(row, kind),
         "question_type": kind,
@@ -58,11 +65,13 @@ class SyntheticChats(torch.utils.data.Dataset):
         prompt_format: str,
         seed: int = 0,
         exclude=frozenset(),
+        voice_word: bool = False,
     ):
         if size < 1:
             raise ValueError(f"synthetic: the number of chats must be >= 1, got {size}")
         self.size, self.seed, self.exclude = int(size), int(seed), frozenset(exclude)
         self.tokenizer, self.prompt_format = tokenizer, prompt_format
+        self.voice_word = voice_word
 
     @property
     def durations(self) -> list[float]:
@@ -73,10 +82,10 @@ class SyntheticChats(torch.utils.data.Dataset):
         return self.size
 
     def __getitem__(self, index: int) -> dict:
-        chat = synthetic_chat(self.seed, index, self.exclude)
+        chat = synthetic_chat(self.seed, index, self.exclude, self.voice_word)
         user = format_prompt(self.prompt_format, chat["prompt"])
         return {
-            "prompt_ids": self.tokenizer.text_prompt(user, chat["text"]),
+            "prompt_ids": self.tokenizer.text_prompt(user, chat["heard"]),
             "answer_ids": self.tokenizer.answer_ids(chat["answer"]),
             "answer": chat["answer"],
             "type": chat["question_type"],

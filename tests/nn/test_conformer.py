@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from minispeech.nn.attention import padding_mask, self_attention_mask
 from minispeech.nn.conformer import ConformerEncoder, stochastic_depth_probs
 from minispeech.nn.conformer_block import ConformerLayer
 
@@ -150,3 +151,29 @@ def test_stochastic_depth_probs_follow_nemo_rule():
         )
         outs = {tuple(enc(feats, lens)[0].flatten()[:3].tolist()) for _ in range(8)}
         assert len(outs) >= n_distinct and (drop_prob > 0 or len(outs) == 1)
+
+
+def test_hidden_states_are_each_layers_input_and_output():
+    """Layer by layer by hand: [0] what the first layer reads, [i] layer i's output,
+    the last one the encoder's output; asking for them changes nothing."""
+    enc = perturbed(ConformerEncoder(**SMALL, feat_out=24))
+    feats, lens = torch.randn(2, 20, 48), torch.tensor([48, 30])
+    with torch.no_grad():
+        out, out_lens = enc(feats, lens)
+        again, again_lens, hidden = enc(feats, lens, return_hidden=True)
+        x, sub_lens = enc.pre_encode(feats.transpose(1, 2), lens)  # (B, T', D)
+        x, pos_emb = enc.pos_enc(x)
+        t = x.size(1)
+        att_mask = self_attention_mask(sub_lens, t, (-1, -1), "regular")
+        pad_mask = padding_mask(sub_lens, t)
+        expected = [x]
+        for layer in enc.layers:
+            expected.append(layer(expected[-1], att_mask, pos_emb, pad_mask))
+    torch.testing.assert_close(again, out)
+    assert torch.equal(again_lens, out_lens) and torch.equal(sub_lens, out_lens)
+    assert len(hidden) == SMALL["n_layers"] + 1
+    for h, e in zip(hidden, expected):
+        assert h.shape == (2, 32, t)
+        torch.testing.assert_close(h, e.transpose(1, 2))
+    # the output is the last hidden state through the output projection
+    torch.testing.assert_close(out, enc.out_proj(hidden[-1].transpose(1, 2)).mT)

@@ -15,6 +15,7 @@ import torch
 from minispeech.asr import CTCModel
 from minispeech.core.config import ConfigError
 from minispeech.data.manifest import ManifestError
+from minispeech.nn.attention import padding_mask, self_attention_mask
 from minispeech.speechlm import SALMModel, TextLMModel, merge_lora
 from minispeech.speechlm.dataset import QADataset
 from minispeech.speechlm.scoring import majority_baseline, qa_metrics, qa_stats
@@ -148,8 +149,17 @@ def test_lora_trains_and_merges_to_the_same_answers(files):
     torch.testing.assert_close(before, after, atol=1e-5, rtol=1e-5)
 
 
-def test_batched_answers_equal_one_by_one(files):
-    model = salm(files)
+VOICE = {
+    "encoder_layers": [0, -1],
+    "adapter": {"reduction": "stack", "stride": 2, "d_model": 16, "n_layers": 1,
+                "n_heads": 2, "conv_kernel_size": 3, "dropout": 0.0,
+                "utterance_stats": 2},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("changes", [{}, VOICE], ids=["output", "voice"])
+def test_batched_answers_equal_one_by_one(files, changes):
+    model = salm(files, **changes)
     batch = batch_of(model, files)
     with torch.no_grad():
         together = model.answer_batch(
@@ -321,3 +331,134 @@ def test_held_out_phrasings_are_scored_apart():
     assert metrics["val_accuracy"] == 1.0 and metrics["heldout_accuracy"] == 0.0
     assert metrics["val_wer"] == 0.0 and metrics["heldout_wer"] == 0.5
     assert metrics["acc/day"] == 1.0 and metrics["heldout_acc/day"] == 0.0
+
+
+def layer_norm64(x: torch.Tensor) -> torch.Tensor:
+    """The textbook layer norm over the last axis, in float64: (x - mean) / std."""
+    x = x.double()
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + 1e-5)
+
+
+def hidden_states64(model, audio, lens):
+    """Every hidden state of the (one-layer) encoder, by hand: (B, T', D) each."""
+    enc = model.asr.encoder
+    feats, feat_lens = model.asr.preprocessor(audio, lens)
+    x, sub_lens = enc.pre_encode(feats.transpose(1, 2), feat_lens)
+    x, pos_emb = enc.pos_enc(x)
+    t = x.size(1)
+    att_mask = self_attention_mask(sub_lens, t, (-1, -1), "regular")
+    first = enc.layers[0](x, att_mask, pos_emb, padding_mask(sub_lens, t))
+    return [x, first], sub_lens
+
+
+def test_encoder_layers_concatenate_the_normalized_hidden_states(files):
+    model = salm(files, encoder_layers=[0, -1])
+    assert model.encoder_layers == [0, 1]
+    assert model.adapter.conformer.pre_encode.in_features == 2 * 2 * 24  # stack x2
+    audio, lens = torch.randn(2, 8000), torch.tensor([8000, 5000])
+    with torch.no_grad():
+        states, state_lens = model.run_encoder(audio, lens)  # (B, 2 D, T')
+        (h0, h1), sub_lens = hidden_states64(model, audio, lens)
+    expected = torch.cat([layer_norm64(h0), layer_norm64(h1)], -1).transpose(1, 2)
+    assert torch.equal(state_lens, sub_lens)
+    for b, n in enumerate(state_lens):
+        torch.testing.assert_close(
+            states[b, :, :n].double(), expected[b, :, :n], atol=1e-5, rtol=1e-5
+        )
+    # the default reads the encoder's output, not a hidden state
+    plain, _ = salm(files).run_encoder(audio, lens)
+    assert plain.shape == (2, 24, states.shape[-1])
+
+
+def test_weighted_layer_mix_is_a_softmax_average_and_trains(files):
+    model = salm(files, encoder_layers=[0, 1], encoder_layer_mix="weighted")
+    assert model.adapter.conformer.pre_encode.in_features == 2 * 24
+    audio, lens = torch.randn(2, 8000), torch.tensor([8000, 8000])
+    with torch.no_grad():
+        model.layer_weights.copy_(torch.tensor([0.3, -0.4]))
+        states, _ = model.run_encoder(audio, lens)  # (B, 2 D, T')
+        w = torch.tensor([0.3, -0.4], dtype=torch.float64).exp()
+        w = w / w.sum()
+        mixed = w[0] * states[:, :24].double() + w[1] * states[:, 24:].double()
+        frames, _ = model.perceive(audio, lens)
+        expected, _ = model.adapter(mixed.float(), torch.tensor([states.shape[-1]] * 2))
+    torch.testing.assert_close(frames, expected, atol=1e-5, rtol=1e-5)
+    model.train()
+    loss = model.training_step(batch_of(model, files))["loss"]
+    loss.backward()
+    assert (
+        model.layer_weights.requires_grad and model.layer_weights.grad.abs().sum() > 0
+    )
+
+
+def test_encoder_layers_survive_the_model_file_and_the_cache(files, tmp_path):
+    model = salm(files, encoder_layers=[0, 1], encoder_layer_mix="weighted")
+    with torch.no_grad():
+        model.layer_weights.copy_(torch.tensor([1.0, -1.0]))
+    again = SALMModel.restore_from(model.save_to(tmp_path / "layers.nemo")).eval()
+    assert torch.equal(again.layer_weights, model.layer_weights)
+    batch = batch_of(again, files)
+    args = (batch["audio"], batch["audio_lens"], batch["prompt_ids"])
+    with torch.no_grad():
+        plain = again(*args, batch["answer_ids"])[0]
+        cached = again(*args, batch["answer_ids"], batch["keys"])[0]
+        first = model(*args, batch["answer_ids"])[0]
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain, first)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"encoder_layers": [0, 2]}, r"\[2\] out of range; the encoder has 1 layers"),
+        ({"encoder_layers": [-3]}, r"\[-3\] out of range"),
+        ({"encoder_layers": []}, "a non-empty list of layer indices"),
+        ({"encoder_layers": "last"}, "a non-empty list of layer indices"),
+        ({"encoder_layers": [0.5]}, "a non-empty list of layer indices"),
+        ({"encoder_layers": [0], "encoder_layer_mix": "sum"}, "encoder_layer_mix"),
+    ],
+)
+def test_bad_encoder_layers_are_named(files, changes, match):
+    with pytest.raises(ConfigError, match=match):
+        salm(files, **changes)
+
+
+def test_text_stage_voice_word_is_read_from_the_gender_rows(files, tmp_path):
+    cfg = TextLMModel.restore_from(files / "lm.nemo").cfg
+    with pytest.raises(ConfigError, match="model.voice_word: true or false"):
+        TextLMModel({**cfg, "tokenizer": {"dir": str(files / "tok")},
+                     "voice_word": "yes"})  # fmt: skip
+    rows = [json.loads(x) for x in (files / "qa.jsonl").read_text().splitlines()]
+    rows.append({**rows[0], "prompt": "is the speaker male",
+                 "answer": "male", "question_type": "gender"})  # fmt: skip
+    manifest = tmp_path / "qa.jsonl"
+    for r in rows:
+        r["audio_filepath"] = str(files / r["audio_filepath"])
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lm = TextLMModel({**cfg, "tokenizer": {"dir": str(files / "tok")},
+                      "voice_word": True})  # fmt: skip
+    with pytest.raises(ManifestError, match=r"qa.jsonl:3: .*no transcript or gender"):
+        lm.build_dataset({"manifest_filepath": str(manifest)})  # u1: no gender row
+    u0 = [r for r in rows if r["audio_filepath"].endswith("u0.wav")]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in u0))
+    data = lm.build_dataset({"manifest_filepath": str(manifest)})
+    tok = lm.tokenizer
+    assert tok.decode(data[0]["prompt_ids"]) == tok.decode(
+        tok.encode("male call bob at nine what name is mentioned")
+    )
+
+
+def test_soft_word_summary_is_an_expected_lm_embedding(files):
+    model = salm(files, **VOICE, summary="soft_word")
+    audio, lens = torch.randn(2, 8000), torch.tensor([8000, 6000])
+    with torch.no_grad():
+        enc, enc_lens = model.run_encoder(audio, lens)
+        frames, _ = model.perceive(audio, lens)
+        adapter = model.adapter
+        stats = adapter.stats_norm(adapter.stats(enc, enc_lens))
+        probs = adapter.stats_projection.logits(stats).double().softmax(-1)  # (B, V)
+    expected = probs @ model.lm.embedding.weight.double()
+    torch.testing.assert_close(frames[:, 0].double(), expected, atol=1e-6, rtol=0)
+    assert "adapter.stats_projection.embedding" not in dict(model.named_parameters())
