@@ -27,9 +27,24 @@ import torch
 from torch import nn
 
 from minispeech.nn import ConformerEncoder
-from minispeech.speaker.pooling import StatsPoolLayer
 
 REDUCTIONS = ("none", "stack", "pool")
+
+
+class StatsPool(nn.Module):
+    """x (B, C, T), lens -> (B, 2C): mean and unbiased std over the valid frames."""
+
+    def __init__(self, feat_in: int):
+        super().__init__()
+        self.feat_in = 2 * feat_in
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        valid = torch.arange(x.shape[-1], device=x.device) < lens[:, None]  # (B, T)
+        valid = valid.unsqueeze(1).to(x.dtype)  # (B, 1, T)
+        n = lens[:, None].to(x.dtype)  # (B, 1)
+        mean = (x * valid).sum(-1) / n  # (B, C)
+        var = ((x - mean[:, :, None]) * valid).pow(2).sum(-1) / (n - 1).clamp_min(1)
+        return torch.cat([mean, var.clamp_min(1e-10).sqrt()], -1)  # (B, 2C)
 
 
 def reduce_frames(x: torch.Tensor, lens: torch.Tensor, stride: int, how: str):
@@ -96,7 +111,7 @@ class ModalityAdapter(nn.Module):
         if utterance_stats < 0 or isinstance(utterance_stats, bool):
             raise ValueError(f"utterance_stats: a width >= 0, not {utterance_stats!r}")
         if utterance_stats:
-            self.stats = StatsPoolLayer(d_in, "xvector")  # [mean, std] (B, 2 D_enc)
+            self.stats = StatsPool(d_in)  # [mean, std] (B, 2 D_enc)
             self.stats_norm = nn.BatchNorm1d(2 * d_in)
             self.stats_projection = nn.Sequential(
                 nn.Linear(2 * d_in, utterance_stats), nn.Linear(utterance_stats, d_out)
