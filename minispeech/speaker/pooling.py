@@ -1,10 +1,7 @@
-"""Pooling over time and the embedding head: NeMo's StatsPoolLayer,
+"""Pooling over time and the embedding head: NeMo's StatsPoolLayer (`tap`,
+`xvector`: in nn/stats_pool.py, shared with the SpeechLM adapter),
 AttentivePoolLayer and SpeakerDecoder.
 
-- `tap`: temporal average pooling, mu = (1/N) sum_t x_t over the N valid frames.
-- `xvector`: statistics pooling, Snyder et al. 2018, "X-vectors: Robust DNN
-  Embeddings for Speaker Recognition" (ICASSP): [mu, sigma] with the
-  unbiased sigma = sqrt(max(sum_t (x_t - mu)^2 / (N - 1), 1e-10)).
 - `attention`: channel- and context-dependent attentive statistics pooling,
   Desplanques et al. 2020 (ECAPA-TDNN, arXiv:2005.07143) Sec. 3.1, Eq. 1-4:
       e_t = V tanh(TDNN([x_t; mu; sigma])) + k    (TDNN: 1x1 conv, ReLU, BN; V: 1x1)
@@ -19,8 +16,6 @@ BatchNorm (no affine) -> ReLU. The embedding is the output of the first `emb_id 
 modules of the LAST layer (the conv output; before the ReLU), as NeMo's. `angular`:
 the final layer has no bias and sees the L2-normalised last-layer output, so a
 logit is W_c . x/|x| (W_c is NOT normalised: NeMo's normalisation line is a no-op).
-Differs from NeMo: `xvector` with a one-frame utterance divides by max(N - 1, 1)
-(NeMo divides by 0).
 """
 
 from __future__ import annotations
@@ -28,32 +23,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from minispeech.nn.stats_pool import StatsPoolLayer  # noqa: F401 (speaker API)
 from minispeech.speaker.ecapa import TDNNModule
 from minispeech.speaker.titanet import valid_frames
 
 POOL_MODES = ("xvector", "tap", "attention")
-
-
-class StatsPoolLayer(nn.Module):
-    """x (B, C, T), lens -> (B, 2C) [mean, unbiased std] (`xvector`) or (B, C)."""
-
-    def __init__(self, feat_in: int, pool_mode: str = "xvector"):
-        super().__init__()
-        if pool_mode not in ("xvector", "tap"):
-            raise ValueError(f"pool_mode {pool_mode!r}: use 'xvector' or 'tap'")
-        self.pool_mode = pool_mode
-        self.feat_in = 2 * feat_in if pool_mode == "xvector" else feat_in
-
-    def forward(self, x: Tensor, lens: Tensor) -> Tensor:
-        valid = valid_frames(lens, x.shape[-1])  # (B, 1, T)
-        n = lens[:, None].to(x.dtype)  # (B, 1)
-        x = x * valid
-        mean = x.sum(-1) / n  # (B, C)
-        if self.pool_mode == "tap":
-            return mean
-        centred = (x - mean[:, :, None]) * valid  # (B, C, T)
-        var = centred.pow(2).sum(-1) / (n - 1).clamp_min(1)  # (B, C), N - 1
-        return torch.cat([mean, var.clamp_min(1e-10).sqrt()], dim=-1)  # (B, 2C)
 
 
 def weighted_stats(x: Tensor, weights: Tensor, eps: float = 1e-10):

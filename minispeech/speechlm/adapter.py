@@ -18,7 +18,10 @@ batch-normalized as in the x-vector and TitaNet heads (the statistics differ lit
 between recordings next to their common offset), squeezed through k dimensions and
 projected to the LM width (a wide summary names each training recording, and the LM
 learns their answers by heart instead of listening); a question about the whole
-voice then reads one position instead of gathering it from every frame.
+voice then reads one position instead of gathering it from every frame. With
+`summary: soft_word` the frame is instead an expected token embedding of the LM,
+softmax(W s + b) E over its vocabulary: it looks like a word from the first step, so
+the LM attends to it (a free projection starts where the LM never looks).
 """
 
 from __future__ import annotations
@@ -27,24 +30,10 @@ import torch
 from torch import nn
 
 from minispeech.nn import ConformerEncoder
+from minispeech.nn.stats_pool import StatsPoolLayer
 
 REDUCTIONS = ("none", "stack", "pool")
-
-
-class StatsPool(nn.Module):
-    """x (B, C, T), lens -> (B, 2C): mean and unbiased std over the valid frames."""
-
-    def __init__(self, feat_in: int):
-        super().__init__()
-        self.feat_in = 2 * feat_in
-
-    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        valid = torch.arange(x.shape[-1], device=x.device) < lens[:, None]  # (B, T)
-        valid = valid.unsqueeze(1).to(x.dtype)  # (B, 1, T)
-        n = lens[:, None].to(x.dtype)  # (B, 1)
-        mean = (x * valid).sum(-1) / n  # (B, C)
-        var = ((x - mean[:, :, None]) * valid).pow(2).sum(-1) / (n - 1).clamp_min(1)
-        return torch.cat([mean, var.clamp_min(1e-10).sqrt()], -1)  # (B, 2C)
+SUMMARIES = ("linear", "soft_word")
 
 
 def reduce_frames(x: torch.Tensor, lens: torch.Tensor, stride: int, how: str):
@@ -82,7 +71,10 @@ class ModalityAdapter(nn.Module):
         conv_kernel_size: int = 9,
         dropout: float = 0.1,
         utterance_stats: int = 0,
+        summary: str = "linear",
+        embedding: nn.Embedding | None = None,
     ):
+        """`embedding`: the LM's token embedding, for `summary: soft_word`."""
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(
@@ -110,12 +102,22 @@ class ModalityAdapter(nn.Module):
         self.stats = self.stats_norm = self.stats_projection = None
         if utterance_stats < 0 or isinstance(utterance_stats, bool):
             raise ValueError(f"utterance_stats: a width >= 0, not {utterance_stats!r}")
+        if summary not in SUMMARIES:
+            raise ValueError(f"summary must be one of {SUMMARIES}, not {summary!r}")
+        if summary == "soft_word" and (not utterance_stats or embedding is None):
+            raise ValueError(
+                "summary soft_word: needs utterance_stats and the LM's embedding"
+            )
         if utterance_stats:
-            self.stats = StatsPool(d_in)  # [mean, std] (B, 2 D_enc)
+            self.stats = StatsPoolLayer(d_in, "xvector")  # [mean, std] (B, 2 D_enc)
             self.stats_norm = nn.BatchNorm1d(2 * d_in)
-            self.stats_projection = nn.Sequential(
-                nn.Linear(2 * d_in, utterance_stats), nn.Linear(utterance_stats, d_out)
-            )  # (B, 2 D_enc) -> (B, k) -> (B, D_lm)
+            if summary == "soft_word":  # (B, 2 D_enc) -> (B, V) -> (B, D_lm)
+                self.stats_projection = SoftWord(2 * d_in, embedding)
+            else:  # (B, 2 D_enc) -> (B, k) -> (B, D_lm)
+                self.stats_projection = nn.Sequential(
+                    nn.Linear(2 * d_in, utterance_stats),
+                    nn.Linear(utterance_stats, d_out),
+                )
 
     def forward(self, enc: torch.Tensor, enc_lens: torch.Tensor):
         assert enc.dim() == 3, f"expected encoder output (B, D, T'), got {enc.shape}"
@@ -131,3 +133,15 @@ class ModalityAdapter(nn.Module):
             summary = self.stats_projection(stats)  # (B, D_lm)
             x, lens = torch.cat([summary.unsqueeze(1), x], 1), lens + 1  # (B,T''+1,D)
         return x, lens  # (B, T'', D_lm)
+
+
+class SoftWord(nn.Module):
+    """x (B, C) -> softmax(W x + b) E (B, D): an expected token embedding of the LM."""
+
+    def __init__(self, d_in: int, embedding: nn.Embedding):
+        super().__init__()
+        self.logits = nn.Linear(d_in, embedding.num_embeddings)
+        self.embedding = [embedding]  # the LM's: not registered (nor saved) twice
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x).softmax(-1) @ self.embedding[0].weight  # (B, D)

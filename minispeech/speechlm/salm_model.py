@@ -59,7 +59,6 @@ MODEL_KEYS = (
     "encoder_width",
     "encoder_layers",
     "encoder_layer_mix",
-    "summary",
     "generation",
     "train_ds",
     "validation_ds",
@@ -69,19 +68,6 @@ MODEL_KEYS = (
 LORA_KEYS = ("rank", "alpha", "dropout", "patterns")
 LAYER_MIXES = ("concat", "weighted")
 DEFAULT_FREEZE = ["asr.*", "lm.*"]
-
-
-class SoftWord(torch.nn.Module):
-    """x (B, C) -> softmax(W x + b) E (B, D): an expected token embedding of the LM,
-    so the summary frame starts and stays where the LM reads words."""
-
-    def __init__(self, d_in: int, embedding: torch.nn.Embedding):
-        super().__init__()
-        self.logits = torch.nn.Linear(d_in, embedding.num_embeddings)
-        self.embedding = [embedding]  # the LM's, not registered twice
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.logits(x).softmax(-1) @ self.embedding[0].weight  # (B, D)
 
 
 class SALMModel(SpeechModel):
@@ -129,13 +115,17 @@ class SALMModel(SpeechModel):
             )
         adapter_cfg = self.section("adapter")
         check_arguments(
-            ModalityAdapter, adapter_cfg, "model.adapter", ("d_in", "d_out")
+            ModalityAdapter,
+            adapter_cfg,
+            "model.adapter",
+            ("d_in", "d_out", "embedding"),
         )
-        self.adapter = ModalityAdapter(d_in, self.lm.d_model, **adapter_cfg)
-        if self.cfg.get("summary") == "soft_word" and self.adapter.stats is not None:
-            self.adapter.stats_projection = SoftWord(
-                self.adapter.stats.feat_in, self.lm.embedding
+        try:
+            self.adapter = ModalityAdapter(
+                d_in, self.lm.d_model, **adapter_cfg, embedding=self.lm.embedding
             )
+        except ValueError as err:
+            raise ConfigError(f"model.adapter: {err}") from err
         self.gen_cfg = generation_config(self.section("generation"))
         self.ablation = self.cfg.get("ablation", "none")
         if self.ablation not in ("none", "silence"):

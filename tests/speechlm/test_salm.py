@@ -451,7 +451,8 @@ def test_text_stage_voice_word_is_read_from_the_gender_rows(files, tmp_path):
 
 
 def test_soft_word_summary_is_an_expected_lm_embedding(files):
-    model = salm(files, **VOICE, summary="soft_word")
+    soft = {**VOICE["adapter"], "summary": "soft_word"}
+    model = salm(files, encoder_layers=[0, -1], adapter=soft)
     audio, lens = torch.randn(2, 8000), torch.tensor([8000, 6000])
     with torch.no_grad():
         enc, enc_lens = model.run_encoder(audio, lens)
@@ -462,3 +463,7 @@ def test_soft_word_summary_is_an_expected_lm_embedding(files):
     expected = probs @ model.lm.embedding.weight.double()
     torch.testing.assert_close(frames[:, 0].double(), expected, atol=1e-6, rtol=0)
     assert "adapter.stats_projection.embedding" not in dict(model.named_parameters())
+    with pytest.raises(ConfigError, match="model.adapter: summary soft_word: needs"):
+        salm(files, adapter={**soft, "utterance_stats": 0})
+    with pytest.raises(ConfigError, match="model.adapter: summary must be one of"):
+        salm(files, adapter={**soft, "summary": "word"})
