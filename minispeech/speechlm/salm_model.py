@@ -23,6 +23,12 @@ arXiv:2105.01051, Sec. 3): each selected state is layer-normalized (no parameter
 then either concatenated along the channels (`encoder_layer_mix: concat`) or mixed
 with learned softmax weights, h = sum_l softmax(w)_l LN(h_l) (`weighted`). A CTC
 encoder's last layers keep the words and drop the voice; its first keep both.
+
+`ctc_compress` (ctc_compress.py) shortens what the adapter reads to one vector per
+label the ASR model's CTC head recognizes (`merge`: runs of equal argmax labels
+averaged; `drop_blank`: blank runs removed too), and `ctc_posteriors: true` appends
+the CTC head's label probabilities to every frame: the adapter then starts from the
+letters the ASR model heard, and the LM reads a sequence about as long as the text.
 """
 
 from __future__ import annotations
@@ -32,9 +38,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from minispeech.asr.asr_model import pad_waves
+from minispeech.audio.augment import SpecAugment
 from minispeech.core.config import ConfigError, check_arguments, check_keys
 from minispeech.core.model import SpeechModel, restore_from
 from minispeech.speechlm.adapter import ModalityAdapter
+from minispeech.speechlm.ctc_compress import MODES as COMPRESS_MODES
+from minispeech.speechlm.ctc_compress import ctc_compress
 from minispeech.speechlm.dataset import QADataset, collate_qa, format_prompt
 from minispeech.speechlm.lm_model import (
     DATASET_KEYS,
@@ -59,6 +68,9 @@ MODEL_KEYS = (
     "encoder_width",
     "encoder_layers",
     "encoder_layer_mix",
+    "ctc_compress",
+    "ctc_posteriors",
+    "spec_augment",
     "generation",
     "train_ds",
     "validation_ds",
@@ -103,6 +115,7 @@ class SALMModel(SpeechModel):
         d_in = self.asr.encoder.d_model
         if self.layer_mix == "concat":
             d_in *= n_states
+        d_in += self._ctc_options()
         # the LM learned its questions in this format: the default is the LM's
         self.prompt_format = str(self.cfg.get("prompt_format", text_lm.prompt_format))
         if (
@@ -126,6 +139,9 @@ class SALMModel(SpeechModel):
             )
         except ValueError as err:
             raise ConfigError(f"model.adapter: {err}") from err
+        aug_cfg = self.section("spec_augment")
+        check_arguments(SpecAugment, aug_cfg, "model.spec_augment")
+        self.spec_augment = SpecAugment(**aug_cfg) if aug_cfg else None
         self.gen_cfg = generation_config(self.section("generation"))
         self.ablation = self.cfg.get("ablation", "none")
         if self.ablation not in ("none", "silence"):
@@ -174,6 +190,28 @@ class SALMModel(SpeechModel):
             )
         return [i % (n_layers + 1) for i in layers]
 
+    def _ctc_options(self) -> int:
+        """Checks `ctc_compress` and `ctc_posteriors`; -> the channels the CTC
+        posteriors add to each frame (0 without them)."""
+        self.compress = self.cfg.get("ctc_compress", "none")
+        if self.compress not in COMPRESS_MODES:
+            raise ConfigError(
+                f"model.ctc_compress: one of {COMPRESS_MODES}, not {self.compress!r}"
+            )
+        self.posteriors = self.cfg.get("ctc_posteriors", False)
+        if not isinstance(self.posteriors, bool):
+            raise ConfigError(
+                f"model.ctc_posteriors: true or false, not {self.posteriors!r}"
+            )
+        if (self.compress != "none" or self.posteriors) and not hasattr(
+            self.asr, "head_log_probs"
+        ):
+            raise ConfigError(
+                "model.ctc_compress / model.ctc_posteriors: need an ASR model file "
+                f"with a CTC head; {type(self.asr).__name__} has none"
+            )
+        return self.asr.num_classes if self.posteriors else 0  # V with the blank
+
     def _add_lora(self, lora_cfg: dict | None) -> list[str]:
         """LoRA on the LM's attention projections (after freezing: LoRA trains)."""
         if not lora_cfg:
@@ -198,6 +236,12 @@ class SALMModel(SpeechModel):
         return self
 
     # ------------------------------------------------------------ the network
+    @property
+    def augmenting(self) -> bool:
+        """Training with `spec_augment`: the encoder reads masked features, so its
+        output is new every time (no cache)."""
+        return self.training and self.spec_augment is not None
+
     def perceive(self, audio: Tensor, audio_lens: Tensor, keys=None):
         """audio (B, S) -> adapted frames (B, T'', D_lm), lens (B,). `keys` (one per
         item, e.g. the file path) let a frozen encoder encode each recording once."""
@@ -210,15 +254,39 @@ class SALMModel(SpeechModel):
 
     def run_encoder(self, audio: Tensor, audio_lens: Tensor):
         """The ASR encoder's output (B, D_enc, T'), or with `encoder_layers` its
-        selected hidden states, each layer-normalized, stacked (B, L D_enc, T')."""
-        if self.encoder_layers is None:
-            return self.asr.encode(audio, audio_lens)  # (B, D_enc, T')
-        feats, feat_lens = self.asr.preprocessor(audio, audio_lens)  # (B, M, T)
-        feats = feats[..., : int(feat_lens.max())]  # as `encode` at inference
-        _, enc_lens, hidden = self.asr.encoder(feats, feat_lens, return_hidden=True)
-        states = [hidden[i].transpose(1, 2) for i in self.encoder_layers]  # (B,T',D)
-        states = [F.layer_norm(h, h.shape[-1:]) for h in states]
-        return torch.cat(states, -1).transpose(1, 2), enc_lens  # (B, L D, T')
+        selected hidden states, each layer-normalized, stacked (B, L D_enc, T');
+        then the CTC posteriors appended (B, D' + V, T') and the frames compressed
+        (B, D', J) when asked. In training with `spec_augment`, the encoder reads
+        masked features."""
+        if self.encoder_layers is None and not self.augmenting:
+            enc, enc_lens = self.asr.encode(audio, audio_lens)  # (B, D_enc, T')
+            x = enc.transpose(1, 2)  # (B, T', D_enc)
+        else:
+            feats, feat_lens = self.asr.preprocessor(audio, audio_lens)  # (B, M, T)
+            feats = feats[..., : int(feat_lens.max())]  # as `encode` at inference
+            if self.augmenting:
+                feats = self.spec_augment(feats, feat_lens)  # (B, M, T)
+            layers = self.encoder_layers
+            enc, enc_lens, *hidden = self.asr.encoder(
+                feats, feat_lens, return_hidden=layers is not None
+            )
+            if layers is None:
+                x = enc.transpose(1, 2)  # (B, T', D_enc)
+            else:
+                states = [hidden[0][i].transpose(1, 2) for i in layers]  # (B, T', D)
+                states = [F.layer_norm(h, h.shape[-1:]) for h in states]
+                x = torch.cat(states, -1)  # (B, T', L D)
+        if self.compress == "none" and not self.posteriors:
+            return x.transpose(1, 2), enc_lens  # (B, D', T')
+        log_probs = self.asr.head_log_probs(enc)  # (B, T', V)
+        if self.posteriors:
+            x = torch.cat([x, log_probs.exp().to(x.dtype)], -1)  # (B, T', D' + V)
+        if self.compress != "none":
+            labels = log_probs.argmax(-1)  # (B, T')
+            x, enc_lens = ctc_compress(
+                x, labels, enc_lens, self.asr.blank, self.compress
+            )  # (B, J, D')
+        return x.transpose(1, 2), enc_lens  # (B, D', J)
 
     def encode_audio(self, audio: Tensor, audio_lens: Tensor, keys=None):
         """`run_encoder`'s output (B, D', T'), lens (B,). A frozen encoder in
@@ -228,7 +296,7 @@ class SALMModel(SpeechModel):
         if self.ablation == "silence":
             audio = torch.zeros_like(audio)
         trainable = any(p.requires_grad for p in self.asr.parameters())
-        if keys is None or trainable or self.ablation != "none":
+        if keys is None or trainable or self.augmenting or self.ablation != "none":
             with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
                 return self.run_encoder(audio, audio_lens)  # (B, D', T')
         missing = [b for b, key in enumerate(keys) if key not in self.encoder_cache]

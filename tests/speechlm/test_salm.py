@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from minispeech.asr import CTCModel
+from minispeech.asr import CTCModel, TransducerModel
 from minispeech.core.config import ConfigError
 from minispeech.data.manifest import ManifestError
 from minispeech.nn.attention import padding_mask, self_attention_mask
@@ -467,3 +467,85 @@ def test_soft_word_summary_is_an_expected_lm_embedding(files):
         salm(files, adapter={**soft, "utterance_stats": 0})
     with pytest.raises(ConfigError, match="model.adapter: summary must be one of"):
         salm(files, adapter={**soft, "summary": "word"})
+
+
+def test_ctc_compression_feeds_one_frame_per_recognized_label(files):
+    model = salm(files, ctc_compress="drop_blank", ctc_posteriors=True)
+    audio, lens = torch.randn(2, 8000), torch.tensor([8000, 6000])
+    with torch.no_grad():
+        compressed, counts = model.run_encoder(audio, lens)  # (B, D + V, J)
+        enc, enc_lens = model.asr.encode(audio, lens)  # (B, D, T')
+        log_probs = model.asr.head_log_probs(enc)  # (B, T', V)
+    d_enc, n_classes = enc.size(1), log_probs.size(-1)
+    assert compressed.size(1) == d_enc + n_classes
+    for b in range(2):  # by hand: runs of the argmax label, blank runs dropped
+        labels = log_probs[b, : enc_lens[b]].argmax(-1).tolist()
+        frames = torch.cat([enc[b], log_probs[b].T.exp()])[:, : enc_lens[b]]
+        runs, previous = [], None
+        for t, label in enumerate(labels):
+            if label != previous:
+                runs.append((label, []))
+            runs[-1][1].append(frames[:, t])
+            previous = label
+        runs = [r for r in runs if r[0] != model.asr.blank] or [(None, list(frames.T))]
+        assert int(counts[b]) == len(runs)
+        for j, (_, vectors) in enumerate(runs):
+            expected = torch.stack(vectors).mean(0)
+            torch.testing.assert_close(compressed[b, :, j], expected)
+    batch = batch_of(model, files)
+    args = (batch["audio"], batch["audio_lens"], batch["prompt_ids"])
+    with torch.no_grad():
+        plain = model(*args, batch["answer_ids"])[0]
+        cached = model(*args, batch["answer_ids"], batch["keys"])[0]
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"ctc_compress": "mean"}, "model.ctc_compress: one of"),
+        ({"ctc_posteriors": "yes"}, "model.ctc_posteriors: true or false"),
+    ],
+)
+def test_bad_ctc_options_are_named(files, changes, match):
+    with pytest.raises(ConfigError, match=match):
+        salm(files, **changes)
+
+
+def test_ctc_options_need_a_ctc_head(files, tmp_path):
+    ctc = CTCModel.restore_from(files / "asr.nemo").cfg
+    rnnt = {key: ctc[key] for key in ("labels", "preprocessor", "encoder")}
+    rnnt = {**rnnt, "decoder": {"pred_hidden": 8}, "joint": {"joint_hidden": 8}}
+    TransducerModel(rnnt).save_to(tmp_path / "rnnt.nemo")
+    salm(files, asr_model=str(tmp_path / "rnnt.nemo"))  # its encoder alone is fine
+    with pytest.raises(ConfigError, match="need an ASR model file with a CTC head"):
+        salm(files, asr_model=str(tmp_path / "rnnt.nemo"), ctc_compress="merge")
+
+
+def test_spec_augment_masks_the_encoder_input_in_training_only(files):
+    masks = {"freq_masks": 2, "freq_width": 6, "time_masks": 2, "time_width": 0.4}
+    model = salm(files, spec_augment=masks)
+    plain = salm(files)
+    audio, lens = torch.randn(2, 8000), torch.tensor([8000, 6000])
+    keys = ["a", "b"]
+    with torch.no_grad():
+        heard, heard_lens = model.encode_audio(audio, lens, keys)  # eval: no masks
+        expected, _ = plain.run_encoder(audio, lens)
+        valid = (torch.arange(heard.size(-1)) < heard_lens[:, None])[:, None]
+        torch.testing.assert_close(heard, expected * valid)  # the cache pads with 0
+        assert set(model.encoder_cache) == {"a", "b"}
+        model.encoder_cache.clear()
+        model.train()
+        torch.manual_seed(0)
+        masked, masked_lens = model.encode_audio(audio, lens, keys)
+        assert not model.encoder_cache  # new masks every time: nothing to keep
+        assert torch.equal(masked_lens, heard_lens)
+        assert not torch.allclose(masked, expected)
+        feats, feat_lens = model.asr.preprocessor(audio, lens)
+        feats = feats[..., : int(feat_lens.max())]
+        torch.manual_seed(0)
+        feats = model.spec_augment(feats, feat_lens)
+        by_hand, _ = model.asr.encoder(feats, feat_lens)
+    torch.testing.assert_close(masked, by_hand)
+    with pytest.raises(ConfigError, match="model.spec_augment"):
+        salm(files, spec_augment={"masks": 2})
