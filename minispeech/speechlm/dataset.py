@@ -91,6 +91,12 @@ class QADataset(torch.utils.data.Dataset):
             else {}
         )
         self.prompts, self.answers = self._tokenize_all()
+        # the words of each recording that has a `transcribe` row, for every question
+        # about it (SALM's `transcript_ctc` reads the adapted frames as these tokens)
+        self.spoken = {
+            path: tokenizer.encode(text)
+            for path, text in transcripts(self.rows).items()
+        }
         self.cache: dict[tuple, torch.Tensor] | None = {} if cache_audio else None
 
     def _tokenize_all(self) -> tuple[list, list]:
@@ -133,6 +139,7 @@ class QADataset(torch.utils.data.Dataset):
             "type": row.get("question_type", "qa"),
             "phrasing": row.get("phrasing", "train"),
             "id": f"{os.path.basename(row['audio_filepath'])}#{index}",
+            "transcript_ids": self.spoken.get(row["audio_filepath"], []),
         }
         if not self.text_only:
             item["audio"] = self._load(row)  # (S,)

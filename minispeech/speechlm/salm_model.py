@@ -29,6 +29,15 @@ label the ASR model's CTC head recognizes (`merge`: runs of equal argmax labels
 averaged; `drop_blank`: blank runs removed too), and `ctc_posteriors: true` appends
 the CTC head's label probabilities to every frame: the adapter then starts from the
 letters the ASR model heard, and the LM reads a sequence about as long as the text.
+
+`transcript_ctc: w` adds w times a CTC loss (Graves et al. 2006) that reads each
+adapted frame as LM tokens: log-softmax over [E f_t ; b . f_t], the LM's tied
+embedding matrix E (V, D) and a learned blank vector b, against the recording's
+transcript tokens (for items whose recording has a `transcribe` row). It asks the
+adapter for frames that are the words' own embeddings in order, which the LM learned
+to copy in its text stage (as CTC-trained connectors of speech LLMs do).
+`spec_augment:` masks the encoder's input features while the adapter trains (as NeMo's
+perception module can), at the cost of the encoder cache.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from minispeech.asr.asr_model import pad_waves
 from minispeech.audio.augment import SpecAugment
 from minispeech.core.config import ConfigError, check_arguments, check_keys
 from minispeech.core.model import SpeechModel, restore_from
+from minispeech.nn.ctc import ctc_loss
 from minispeech.speechlm.adapter import ModalityAdapter
 from minispeech.speechlm.ctc_compress import MODES as COMPRESS_MODES
 from minispeech.speechlm.ctc_compress import ctc_compress
@@ -71,6 +81,7 @@ MODEL_KEYS = (
     "ctc_compress",
     "ctc_posteriors",
     "spec_augment",
+    "transcript_ctc",
     "generation",
     "train_ds",
     "validation_ds",
@@ -139,6 +150,16 @@ class SALMModel(SpeechModel):
             )
         except ValueError as err:
             raise ConfigError(f"model.adapter: {err}") from err
+        self.transcript_ctc = self.cfg.get("transcript_ctc", 0.0)
+        if isinstance(self.transcript_ctc, bool) or not (
+            isinstance(self.transcript_ctc, (int, float)) and self.transcript_ctc >= 0
+        ):
+            raise ConfigError(
+                f"model.transcript_ctc: a loss weight >= 0, not {self.transcript_ctc!r}"
+            )
+        self.ctc_blank = None  # (D_lm,) the blank's "embedding" for transcript_ctc
+        if self.transcript_ctc:
+            self.ctc_blank = torch.nn.Parameter(torch.zeros(self.lm.d_model))
         aug_cfg = self.section("spec_augment")
         check_arguments(SpecAugment, aug_cfg, "model.spec_augment")
         self.spec_augment = SpecAugment(**aug_cfg) if aug_cfg else None
@@ -328,6 +349,11 @@ class SALMModel(SpeechModel):
         """Teacher forcing: -> logits (B, L-1, V), targets (B, L-1), scored (B, L-1)
         where position j predicts input j+1, scored only on answer tokens."""
         frames, lens = self.perceive(audio, audio_lens, keys)  # (B, T'', D)
+        return self.read(frames, lens, prompt_ids, answer_ids)
+
+    def read(self, frames: Tensor, lens: Tensor, prompt_ids, answer_ids):
+        """The LM on the spliced prompts and answers: frames (B, T'', D), lens (B,)
+        -> logits (B, L-1, V), targets (B, L-1), scored (B, L-1) as `forward`."""
         seqs, n_before = [], []
         for b, (prompt, answer) in enumerate(zip(prompt_ids, answer_ids)):
             seqs.append(self.splice(prompt, frames[b, : lens[b]], answer))
@@ -347,6 +373,28 @@ class SALMModel(SpeechModel):
         )  # (B, L-1, V)
         return logits, targets[:, 1:].to(device), scored[:, 1:].to(device)
 
+    def frame_ctc_loss(self, frames: Tensor, lens: Tensor, token_ids) -> Tensor:
+        """`transcript_ctc`'s loss: frames (B, T'', D) read as LM tokens against
+        `token_ids` (a list per item; items with none are left out). The statistics
+        frame, when there is one, is not a word and is left out too."""
+        items = [b for b, ids in enumerate(token_ids) if ids]
+        if not items:
+            return frames.new_zeros(())
+        skip = 1 if self.adapter.stats is not None else 0
+        index = torch.tensor(items, device=frames.device)
+        x = frames[index, skip:]  # (B', T, D)
+        weight = torch.cat([self.lm.embedding.weight, self.ctc_blank[None]])  # (V+1,D)
+        log_probs = (x @ weight.T).float().log_softmax(-1)  # (B', T, V + 1)
+        targets = [torch.tensor(token_ids[b]) for b in items]
+        return ctc_loss(
+            log_probs,
+            torch.nn.utils.rnn.pad_sequence(targets, batch_first=True).to(x.device),
+            (lens[index] - skip).to(x.device),
+            torch.tensor([len(t) for t in targets], device=x.device),
+            blank=weight.size(0) - 1,
+            zero_infinity=True,  # a frame sequence too short for its words
+        )
+
     # ------------------------------------------------------------ data and steps
     def build_dataset(self, ds_cfg: dict) -> QADataset:
         check_keys("dataset section", ds_cfg, DATASET_KEYS, required=DATASET_KEYS[:1])
@@ -362,19 +410,29 @@ class SALMModel(SpeechModel):
         return collate_qa(items)
 
     def training_step(self, batch: dict) -> dict:
-        logits, targets, scored = self(
-            batch["audio"],
-            batch["audio_lens"],
-            batch["prompt_ids"],
-            batch["answer_ids"],
+        # keys: the frozen encoder's output of each recording is computed once
+        keys = batch.get("keys")
+        frames, lens = self.perceive(batch["audio"], batch["audio_lens"], keys)
+        logits, targets, scored = self.read(
+            frames, lens, batch["prompt_ids"], batch["answer_ids"]
         )
-        return {"loss": next_token_loss(logits, targets, scored)}
+        loss = next_token_loss(logits, targets, scored)
+        if not self.transcript_ctc:
+            return {"loss": loss}
+        ctc = self.frame_ctc_loss(frames, lens, batch["transcript_ids"])
+        return {
+            "loss": loss + self.transcript_ctc * ctc,
+            "transcript_ctc": ctc.detach(),
+        }
 
     def validation_step(self, batch: dict) -> dict:
-        loss = float(self.training_step(batch)["loss"])
-        hyps = self.answer_batch(
-            batch["audio"], batch["audio_lens"], batch["prompt_ids"]
+        keys = batch.get("keys")
+        frames, lens = self.perceive(batch["audio"], batch["audio_lens"], keys)
+        logits, targets, scored = self.read(
+            frames, lens, batch["prompt_ids"], batch["answer_ids"]
         )
+        loss = float(next_token_loss(logits, targets, scored))  # the answers' loss
+        hyps = self.answer_frames(frames, lens, batch["prompt_ids"])
         stats = qa_stats(batch["type"], batch["answer"], hyps, batch["phrasing"])
         return {**stats, "loss_sum": loss * len(hyps), "count": len(hyps)}
 
@@ -385,6 +443,10 @@ class SALMModel(SpeechModel):
     def answer_batch(self, audio, audio_lens, prompt_ids, keys=None, **gen):
         """Generated answers to one prompt per recording (left-padded batch)."""
         frames, lens = self.perceive(audio, audio_lens, keys)  # (B, T'', D)
+        return self.answer_frames(frames, lens, prompt_ids, **gen)
+
+    def answer_frames(self, frames: Tensor, lens: Tensor, prompt_ids, **gen):
+        """`answer_batch` from adapted frames (B, T'', D), lens (B,)."""
         embeds = [
             self.splice(p, frames[b, : lens[b]]) for b, p in enumerate(prompt_ids)
         ]

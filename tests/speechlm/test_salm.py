@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 
 from minispeech.asr import CTCModel, TransducerModel
 from minispeech.core.config import ConfigError
@@ -18,6 +19,7 @@ from minispeech.data.manifest import ManifestError
 from minispeech.nn.attention import padding_mask, self_attention_mask
 from minispeech.speechlm import SALMModel, TextLMModel, merge_lora
 from minispeech.speechlm.dataset import QADataset
+from minispeech.speechlm.lm_model import next_token_loss
 from minispeech.speechlm.scoring import majority_baseline, qa_metrics, qa_stats
 
 LABELS = list(" abcdefghijklmnopqrstuvwxyz'")
@@ -549,3 +551,51 @@ def test_spec_augment_masks_the_encoder_input_in_training_only(files):
     torch.testing.assert_close(masked, by_hand)
     with pytest.raises(ConfigError, match="model.spec_augment"):
         salm(files, spec_augment={"masks": 2})
+
+
+def test_transcript_ctc_reads_the_frames_as_lm_tokens(files):
+    model = salm(files, transcript_ctc=0.5, adapter=VOICE["adapter"])
+    batch = batch_of(model, files)
+    tok = model.tokenizer
+    spoken = tok.encode("call bob at nine")  # u0 has a transcribe row; u1, u2 none
+    assert [ids == spoken for ids in batch["transcript_ids"]] == [1, 1, 0, 0, 0, 0]
+    assert batch["transcript_ids"][2:] == [[], [], [], []]
+    frames = torch.randn(6, 30, model.lm.d_model, requires_grad=True)
+    lens = torch.tensor([30, 24, 30, 30, 5, 5])
+    loss = model.frame_ctc_loss(frames, lens, batch["transcript_ids"])
+    # by hand, float64: frames after the statistics frame against [E ; blank]
+    weight = torch.cat([model.lm.embedding.weight, model.ctc_blank[None]]).double()
+    log_probs = (frames[:2, 1:].double() @ weight.T).log_softmax(-1)  # (2, 8, V + 1)
+    expected = F.ctc_loss(
+        log_probs.transpose(0, 1),
+        torch.tensor([spoken, spoken]),
+        lens[:2] - 1,
+        torch.tensor([len(spoken)] * 2),
+        blank=weight.size(0) - 1,
+        zero_infinity=True,
+    )
+    assert 0 < float(expected.detach()) < float("inf")
+    torch.testing.assert_close(loss.double(), expected, atol=1e-5, rtol=1e-5)
+    loss.backward()  # the blank vector learns; items without words get no gradient
+    assert model.ctc_blank.grad.abs().sum() > 0
+    assert frames.grad[2:].abs().sum() == 0 and frames.grad[:2].abs().sum() > 0
+    assert float(model.frame_ctc_loss(frames.detach(), lens, [[]] * 6)) == 0.0
+
+
+def test_training_reads_the_encoder_cache_and_adds_the_transcript_ctc(files):
+    model = salm(files, transcript_ctc=0.5)
+    batch = batch_of(model, files)
+    model.train()
+    torch.manual_seed(0)
+    step = model.training_step(batch)  # fills the cache (3 recordings)
+    assert len(model.encoder_cache) == 3
+    torch.manual_seed(0)
+    frames, lens = model.perceive(batch["audio"], batch["audio_lens"])  # no cache
+    torch.manual_seed(0)
+    outputs = model.read(frames, lens, batch["prompt_ids"], batch["answer_ids"])
+    lm_loss = next_token_loss(*outputs)
+    ctc = model.frame_ctc_loss(frames, lens, batch["transcript_ids"])
+    torch.testing.assert_close(step["loss"], lm_loss + 0.5 * ctc, atol=1e-4, rtol=1e-4)
+    for bad in ("yes", -1, True):
+        with pytest.raises(ConfigError, match="model.transcript_ctc: a loss weight"):
+            salm(files, transcript_ctc=bad)
