@@ -2,7 +2,7 @@
 # # 10 · SpeechLM: a small language model that listens
 #
 # **Expected time:** about 6-9 minutes on 2 CPU cores with the default 300 steps per
-# stage (measured: 9.2 min on a slow machine that takes 1.5x longer than the one of
+# stage (measured: 8.2 min on a slow machine that takes 1.5x longer than the one of
 # an earlier 6.2 min, with a 300-step run of the ASR recipe when the main job's model
 # file is not there). `MINISPEECH_TUTORIAL_STEPS=20` makes it a quick smoke run,
 # as the test suite does. **Result:** a SALM-style model built in two stages: a chat
@@ -12,7 +12,7 @@
 # questions about one recording, and the silence ablation that shows whether the
 # answers come from the audio. The full recipes (`configs/speechlm/lm_tiny.yaml`,
 # `salm_tiny.yaml`) train longer and answer better (README: 73.6% against the
-# majority's 46.5%; this short run: 47.6% against 45.2% on its sample, 38.1% with
+# majority's 46.5%; this short run: 47.6% against 45.2% on its sample, 39.3% with
 # silence).
 #
 # Run: `python tutorials/10_speechlm.py [OUT_DIR]`.
