@@ -30,12 +30,9 @@ averaged; `drop_blank`: blank runs removed too), and `ctc_posteriors: true` appe
 the CTC head's label probabilities to every frame: the adapter then starts from the
 letters the ASR model heard, and the LM reads a sequence about as long as the text.
 
-`transcript_ctc: w` adds w times a CTC loss (Graves et al. 2006) that reads each
-adapted frame as LM tokens: log-softmax over [E f_t ; b . f_t], the LM's tied
-embedding matrix E (V, D) and a learned blank vector b, against the recording's
-transcript tokens (for items whose recording has a `transcribe` row). It asks the
-adapter for frames that are the words' own embeddings in order, which the LM learned
-to copy in its text stage (as CTC-trained connectors of speech LLMs do).
+`transcript_ctc: w` adds w times a CTC loss that reads each adapted frame as LM
+tokens against the recording's transcript (transcript_ctc.py), for the items whose
+recording has a `transcribe` row.
 `spec_augment:` masks the encoder's input features while the adapter trains (as NeMo's
 perception module can), at the cost of the encoder cache.
 """
@@ -50,9 +47,7 @@ from minispeech.asr.asr_model import pad_waves
 from minispeech.audio.augment import SpecAugment
 from minispeech.core.config import ConfigError, check_arguments, check_keys
 from minispeech.core.model import SpeechModel, restore_from
-from minispeech.nn.ctc import ctc_loss
 from minispeech.speechlm.adapter import ModalityAdapter
-from minispeech.speechlm.ctc_compress import MODES as COMPRESS_MODES
 from minispeech.speechlm.ctc_compress import ctc_compress
 from minispeech.speechlm.dataset import QADataset, collate_qa, format_prompt
 from minispeech.speechlm.lm_model import (
@@ -63,8 +58,18 @@ from minispeech.speechlm.lm_model import (
     next_token_loss,
 )
 from minispeech.speechlm.lora import add_lora, freeze
+from minispeech.speechlm.salm_config import (
+    check_encoder_width,
+    choice,
+    ctc_options,
+    encoder_layers,
+    lora_settings,
+    loss_weight,
+    prompt_format,
+)
 from minispeech.speechlm.scoring import qa_metrics, qa_stats
 from minispeech.speechlm.tokenizer import AUDIO
+from minispeech.speechlm.transcript_ctc import frames_as_tokens_ctc
 
 MODEL_KEYS = (
     "_target_",
@@ -88,7 +93,6 @@ MODEL_KEYS = (
     "test_ds",
     "optim",
 )
-LORA_KEYS = ("rank", "alpha", "dropout", "patterns")
 LAYER_MIXES = ("concat", "weighted")
 DEFAULT_FREEZE = ["asr.*", "lm.*"]
 
@@ -112,13 +116,9 @@ class SALMModel(SpeechModel):
             raise ConfigError("model.lm_model: not a TextLMModel file")
         self.tokenizer, self.lm = text_lm.tokenizer, text_lm.lm
         self.sample_rate = self.asr.sample_rate
-        self._check_encoder_width(self.asr.encoder.d_model)
-        self.encoder_layers = self._encoder_layers()
-        self.layer_mix = str(self.cfg.get("encoder_layer_mix", "concat"))
-        if self.layer_mix not in LAYER_MIXES:
-            raise ConfigError(
-                f"model.encoder_layer_mix: one of {LAYER_MIXES}, not {self.layer_mix!r}"
-            )
+        check_encoder_width(self.cfg, self.asr.encoder.d_model)
+        self.encoder_layers = encoder_layers(self.cfg, self.asr.encoder)
+        self.layer_mix = choice(self.cfg, "encoder_layer_mix", LAYER_MIXES, "concat")
         n_states = len(self.encoder_layers or [None])
         self.layer_weights = None  # softmax weights over the hidden states (weighted)
         if self.layer_mix == "weighted" and self.encoder_layers:
@@ -126,17 +126,10 @@ class SALMModel(SpeechModel):
         d_in = self.asr.encoder.d_model
         if self.layer_mix == "concat":
             d_in *= n_states
-        d_in += self._ctc_options()
-        # the LM learned its questions in this format: the default is the LM's
-        self.prompt_format = str(self.cfg.get("prompt_format", text_lm.prompt_format))
-        if (
-            self.prompt_format.count(AUDIO) != 1
-            or "{question}" not in self.prompt_format
-        ):
-            raise ConfigError(
-                f"model.prompt_format: needs one {AUDIO} and {{question}}, got "
-                f"{self.prompt_format!r}"
-            )
+        self.compress, self.posteriors = ctc_options(self.cfg, self.asr)
+        if self.posteriors:
+            d_in += self.asr.num_classes  # V with the blank
+        self.prompt_format = prompt_format(self.cfg, text_lm.prompt_format)
         adapter_cfg = self.section("adapter")
         check_arguments(
             ModalityAdapter,
@@ -150,13 +143,7 @@ class SALMModel(SpeechModel):
             )
         except ValueError as err:
             raise ConfigError(f"model.adapter: {err}") from err
-        self.transcript_ctc = self.cfg.get("transcript_ctc", 0.0)
-        if isinstance(self.transcript_ctc, bool) or not (
-            isinstance(self.transcript_ctc, (int, float)) and self.transcript_ctc >= 0
-        ):
-            raise ConfigError(
-                f"model.transcript_ctc: a loss weight >= 0, not {self.transcript_ctc!r}"
-            )
+        self.transcript_ctc = loss_weight(self.cfg, "transcript_ctc")
         self.ctc_blank = None  # (D_lm,) the blank's "embedding" for transcript_ctc
         if self.transcript_ctc:
             self.ctc_blank = torch.nn.Parameter(torch.zeros(self.lm.d_model))
@@ -164,90 +151,11 @@ class SALMModel(SpeechModel):
         check_arguments(SpecAugment, aug_cfg, "model.spec_augment")
         self.spec_augment = SpecAugment(**aug_cfg) if aug_cfg else None
         self.gen_cfg = generation_config(self.section("generation"))
-        self.ablation = self.cfg.get("ablation", "none")
-        if self.ablation not in ("none", "silence"):
-            raise ConfigError(f"model.ablation: none or silence, not {self.ablation!r}")
+        self.ablation = choice(self.cfg, "ablation", ("none", "silence"), "none")
         freeze(self, list(self.cfg.get("freeze", DEFAULT_FREEZE)))
-        self.lora_names = self._add_lora(self.cfg.get("lora"))
+        lora = lora_settings(self.cfg.get("lora"))  # after freezing: LoRA trains
+        self.lora_names = add_lora(self, **lora) if lora else []
         self.encoder_cache: dict = {}  # recording key -> run_encoder's output (D', T')
-
-    def _check_encoder_width(self, width: int) -> None:
-        """The adapter was built for the encoder width of the first ASR file; a model
-        file names it (`encoder_width`), so another ASR file is refused by name."""
-        expected = self.cfg.setdefault("encoder_width", width)
-        if expected != width:
-            raise ConfigError(
-                f"model.asr_model: its encoder is {width} wide, this model's adapter "
-                f"expects encoder_width {expected}"
-            )
-
-    def _encoder_layers(self) -> list[int] | None:
-        """`encoder_layers` as indices into the N + 1 hidden states (0: the input of
-        the first layer, N: the last layer's output; negative from the end), or None
-        for the encoder's output as it is."""
-        layers = self.cfg.get("encoder_layers")
-        if layers is None:
-            return None
-        n_layers = len(getattr(self.asr.encoder, "layers", ()))
-        if not n_layers:
-            raise ConfigError(
-                f"model.encoder_layers: the encoder {type(self.asr.encoder).__name__} "
-                "has no layers to read hidden states from"
-            )
-        if (
-            not isinstance(layers, list)
-            or not layers
-            or not all(isinstance(i, int) and not isinstance(i, bool) for i in layers)
-        ):
-            raise ConfigError(
-                "model.encoder_layers: a non-empty list of layer indices, not "
-                f"{layers!r}"
-            )
-        bad = [i for i in layers if not -(n_layers + 1) <= i <= n_layers]
-        if bad:
-            raise ConfigError(
-                f"model.encoder_layers: {bad} out of range; the encoder has {n_layers} "
-                f"layers, so hidden states 0..{n_layers} (or -{n_layers + 1}..-1)"
-            )
-        return [i % (n_layers + 1) for i in layers]
-
-    def _ctc_options(self) -> int:
-        """Checks `ctc_compress` and `ctc_posteriors`; -> the channels the CTC
-        posteriors add to each frame (0 without them)."""
-        self.compress = self.cfg.get("ctc_compress", "none")
-        if self.compress not in COMPRESS_MODES:
-            raise ConfigError(
-                f"model.ctc_compress: one of {COMPRESS_MODES}, not {self.compress!r}"
-            )
-        self.posteriors = self.cfg.get("ctc_posteriors", False)
-        if not isinstance(self.posteriors, bool):
-            raise ConfigError(
-                f"model.ctc_posteriors: true or false, not {self.posteriors!r}"
-            )
-        if (self.compress != "none" or self.posteriors) and not hasattr(
-            self.asr, "head_log_probs"
-        ):
-            raise ConfigError(
-                "model.ctc_compress / model.ctc_posteriors: need an ASR model file "
-                f"with a CTC head; {type(self.asr).__name__} has none"
-            )
-        return self.asr.num_classes if self.posteriors else 0  # V with the blank
-
-    def _add_lora(self, lora_cfg: dict | None) -> list[str]:
-        """LoRA on the LM's attention projections (after freezing: LoRA trains)."""
-        if not lora_cfg:
-            return []
-        if not isinstance(lora_cfg, dict):
-            raise ConfigError(f"model.lora: a mapping of {LORA_KEYS}, not {lora_cfg!r}")
-        check_keys("model.lora", lora_cfg, LORA_KEYS)
-        default = ["lm.layers.*.self_attn.linear_q", "lm.layers.*.self_attn.linear_v"]
-        return add_lora(
-            self,
-            list(lora_cfg.get("patterns", default)),
-            rank=int(lora_cfg.get("rank", 8)),
-            alpha=float(lora_cfg.get("alpha", 16)),
-            dropout=float(lora_cfg.get("dropout", 0.0)),
-        )
 
     def train(self, mode: bool = True):
         """The frozen ASR model always runs as at inference (no SpecAugment,
@@ -375,24 +283,15 @@ class SALMModel(SpeechModel):
 
     def frame_ctc_loss(self, frames: Tensor, lens: Tensor, token_ids) -> Tensor:
         """`transcript_ctc`'s loss: frames (B, T'', D) read as LM tokens against
-        `token_ids` (a list per item; items with none are left out). The statistics
-        frame, when there is one, is not a word and is left out too."""
-        items = [b for b, ids in enumerate(token_ids) if ids]
-        if not items:
-            return frames.new_zeros(())
+        `token_ids` (a list per item). The statistics frame, when there is one, is
+        not a word and is left out."""
         skip = 1 if self.adapter.stats is not None else 0
-        index = torch.tensor(items, device=frames.device)
-        x = frames[index, skip:]  # (B', T, D)
-        weight = torch.cat([self.lm.embedding.weight, self.ctc_blank[None]])  # (V+1,D)
-        log_probs = (x @ weight.T).float().log_softmax(-1)  # (B', T, V + 1)
-        targets = [torch.tensor(token_ids[b]) for b in items]
-        return ctc_loss(
-            log_probs,
-            torch.nn.utils.rnn.pad_sequence(targets, batch_first=True).to(x.device),
-            (lens[index] - skip).to(x.device),
-            torch.tensor([len(t) for t in targets], device=x.device),
-            blank=weight.size(0) - 1,
-            zero_infinity=True,  # a frame sequence too short for its words
+        return frames_as_tokens_ctc(
+            frames[:, skip:],
+            lens - skip,
+            token_ids,
+            self.lm.embedding.weight,
+            self.ctc_blank,
         )
 
     # ------------------------------------------------------------ data and steps
@@ -409,14 +308,20 @@ class SALMModel(SpeechModel):
     def collate(self, items: list) -> dict:
         return collate_qa(items)
 
-    def training_step(self, batch: dict) -> dict:
-        # keys: the frozen encoder's output of each recording is computed once
-        keys = batch.get("keys")
-        frames, lens = self.perceive(batch["audio"], batch["audio_lens"], keys)
+    def answer_loss(self, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
+        """The answers' next-token loss of a batch, with the adapted frames (B, T'',
+        D) and lens (B,) it was computed from. The batch's keys let the frozen
+        encoder encode each recording once."""
+        frames, lens = self.perceive(
+            batch["audio"], batch["audio_lens"], batch.get("keys")
+        )
         logits, targets, scored = self.read(
             frames, lens, batch["prompt_ids"], batch["answer_ids"]
         )
-        loss = next_token_loss(logits, targets, scored)
+        return next_token_loss(logits, targets, scored), frames, lens
+
+    def training_step(self, batch: dict) -> dict:
+        loss, frames, lens = self.answer_loss(batch)
         if not self.transcript_ctc:
             return {"loss": loss}
         ctc = self.frame_ctc_loss(frames, lens, batch["transcript_ids"])
@@ -426,15 +331,10 @@ class SALMModel(SpeechModel):
         }
 
     def validation_step(self, batch: dict) -> dict:
-        keys = batch.get("keys")
-        frames, lens = self.perceive(batch["audio"], batch["audio_lens"], keys)
-        logits, targets, scored = self.read(
-            frames, lens, batch["prompt_ids"], batch["answer_ids"]
-        )
-        loss = float(next_token_loss(logits, targets, scored))  # the answers' loss
+        loss, frames, lens = self.answer_loss(batch)  # the answers' loss only
         hyps = self.answer_frames(frames, lens, batch["prompt_ids"])
         stats = qa_stats(batch["type"], batch["answer"], hyps, batch["phrasing"])
-        return {**stats, "loss_sum": loss * len(hyps), "count": len(hyps)}
+        return {**stats, "loss_sum": float(loss) * len(hyps), "count": len(hyps)}
 
     def validation_metrics(self, stats: dict) -> dict:
         return {"val_loss": stats["loss_sum"] / stats["count"], **qa_metrics(stats)}

@@ -599,3 +599,16 @@ def test_training_reads_the_encoder_cache_and_adds_the_transcript_ctc(files):
     for bad in ("yes", -1, True):
         with pytest.raises(ConfigError, match="model.transcript_ctc: a loss weight"):
             salm(files, transcript_ctc=bad)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"ablation": "noise"}, r"model.ablation: one of \('none', 'silence'\)"),
+        ({"lora": 8}, "model.lora: a mapping of"),
+        ({"lora": {"rank": 4, "scale": 2}}, "scale"),
+    ],
+)
+def test_bad_ablation_and_lora_are_named(files, changes, match):
+    with pytest.raises(ConfigError, match=match):
+        salm(files, **changes)
