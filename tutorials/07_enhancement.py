@@ -45,7 +45,9 @@ plt = pyplot()  # None without matplotlib: no figures, the same numbers
 # %% [markdown]
 # ## 1. Train briefly
 # Training speech mixed on the fly with white, pink or babble noise (other training
-# speakers) at -5 to 15 dB, in random 2-second crops.
+# speakers) at -5 to 15 dB, in random 2-second crops; half of the pairs pass through a
+# random equaliser (the same smooth filter on the mixture and the clean target), so
+# no noise keeps one fixed spectrum.
 
 # %%
 cfg = short_recipe(

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from minispeech.core.config import ConfigError, check_arguments, check_keys, locate
 from minispeech.core.model import SpeechModel
+from minispeech.enhancement.channel_eq import ChannelEQ
 from minispeech.enhancement.dataset import (
     PAIR_DATASET_KEYS,
     build_pair_dataset,
@@ -47,6 +48,7 @@ MODEL_KEYS = (
     "validation_ds",
     "test_ds",
     "optim",
+    "channel_eq",
 )
 # sdr_loss arguments the model passes itself
 LOSS_FIXED = ("estimate", "target", "input_length", "reduction")
@@ -67,6 +69,9 @@ class EnhancementModel(SpeechModel):
         # no decoder section: the inverse of the encoder
         self.decoder = SpectrogramToAudio(**(self.section("decoder") or encoder))
         self.loss_args = self.section("loss")
+        eq = self.section("channel_eq")  # training augmentation, off when absent
+        has_eq = self.cfg.get("channel_eq") is not None
+        self.channel_eq = ChannelEQ(self.sample_rate, **eq) if has_eq else None
 
     # ------------------------------------------------------------ config
     def estimator_class(self):
@@ -90,6 +95,13 @@ class EnhancementModel(SpeechModel):
         cls = self.estimator_class()
         where = f"model.mask_estimator ({cls.__name__})"
         check_arguments(cls, self.section("mask_estimator"), where, noun="key")
+        check_arguments(
+            ChannelEQ,
+            self.section("channel_eq"),
+            "model.channel_eq",
+            fixed=("sample_rate",),
+            noun="key",
+        )
         check_arguments(
             sdr_loss, self.section("loss"), "model.loss", fixed=LOSS_FIXED, noun="key"
         )
@@ -121,9 +133,12 @@ class EnhancementModel(SpeechModel):
 
     # ------------------------------------------------------------ steps
     def training_step(self, batch: dict) -> dict:
+        noisy, target = batch["input_signal"], batch["target_signal"]  # (B, S)
         lens = batch["input_length"]  # (B,)
-        output, _ = self(batch["input_signal"], lens)  # (B, M, S)
-        return {"loss": self.loss(output, as_channels(batch["target_signal"]), lens)}
+        if self.channel_eq is not None:
+            noisy, target = self.channel_eq(noisy, target, lens)
+        output, _ = self(noisy, lens)  # (B, M, S)
+        return {"loss": self.loss(output, as_channels(target), lens)}
 
     def validation_step(self, batch: dict) -> dict:
         """Per-utterance values as lists (the loop concatenates them over batches)."""
