@@ -9,7 +9,9 @@ off). `text_only=True` replaces the placeholder by the recording's transcript fo
 the text-only first stage (the LM learns the questions and how answers follow from
 the words before it ever hears audio); the transcripts come from
 `transcripts_manifest` (the corpus manifest the questions were made from) or else
-from the `transcribe` rows of the same recording.
+from the `transcribe` rows of the same recording. Every item also carries its
+recording's words as `transcript_ids` (empty when neither source knows them), for
+SALM's `transcript_ctc`.
 """
 
 from __future__ import annotations
@@ -91,11 +93,12 @@ class QADataset(torch.utils.data.Dataset):
             else {}
         )
         self.prompts, self.answers = self._tokenize_all()
-        # the words of each recording that has a `transcribe` row, for every question
-        # about it (SALM's `transcript_ctc` reads the adapted frames as these tokens)
+        # the words of each recording that has a `transcribe` row or a line in
+        # `transcripts_manifest`, for every question about it (SALM's
+        # `transcript_ctc` reads the adapted frames as these tokens)
         self.spoken = {
             path: tokenizer.encode(text)
-            for path, text in transcripts(self.rows).items()
+            for path, text in transcripts(self.rows, transcripts_manifest).items()
         }
         self.cache: dict[tuple, torch.Tensor] | None = {} if cache_audio else None
 

@@ -302,6 +302,7 @@ class SALMModel(SpeechModel):
             self.tokenizer,
             self.prompt_format,
             sample_rate=self.sample_rate,
+            transcripts_manifest=ds_cfg.get("transcripts_manifest"),
             cache_audio=ds_cfg.get("cache_audio", True),
         )
 

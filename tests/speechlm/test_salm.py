@@ -553,6 +553,20 @@ def test_spec_augment_masks_the_encoder_input_in_training_only(files):
         salm(files, spec_augment={"masks": 2})
 
 
+def test_a_transcripts_manifest_gives_every_recording_its_words(files):
+    """Without one, only recordings with a `transcribe` row carry their words (the
+    test above); with the corpus manifest, every recording does."""
+    model = salm(files, transcript_ctc=0.5, adapter=VOICE["adapter"])
+    section = {
+        "manifest_filepath": str(files / "qa.jsonl"),
+        "transcripts_manifest": str(files / "corpus.jsonl"),
+    }
+    data = model.build_dataset(section)
+    batch = model.collate([data[k] for k in range(6)])
+    spoken = [model.tokenizer.encode(QA[k][0]) for k in range(6)]
+    assert batch["transcript_ids"] == spoken and all(spoken)
+
+
 def test_transcript_ctc_reads_the_frames_as_lm_tokens(files):
     model = salm(files, transcript_ctc=0.5, adapter=VOICE["adapter"])
     batch = batch_of(model, files)
