@@ -6,12 +6,15 @@ A batch flows
     -> mask_estimator (MaskEstimatorRNN or MaskEstimatorConformer) -> M (B, M, F, T)
     -> mask_processor MaskReferenceChannel: M * X[:, ref] (real mask, noisy phase)
     -> decoder SpectrogramToAudio -> (B, M, (T - 1) * hop) -> cut or zero-padded to S.
-Training minimises NeMo's SDRLoss (minispeech/metrics/sdr.py): minus the SI-SDR of
-Le Roux et al. 2019, "SDR - half-baked or well done?" (arXiv:1811.02508) over the
-valid samples, the loss of NeMo's masking.yaml. Validation reports, as means over
-utterances (each on its valid samples): the loss, SI-SDR, its improvement over the
-noisy input (also per noise kind), SDR and STOI (Taal et al. 2011). Data: noisy/clean
-pairs (minispeech/enhancement/dataset.py), mixed on the fly for training.
+In training, an optional random channel equaliser (`channel_eq`,
+minispeech/enhancement/channel_eq.py) first filters the noisy input and the clean
+target alike. Training minimises NeMo's SDRLoss (minispeech/metrics/sdr.py): minus
+the SI-SDR of Le Roux et al. 2019, "SDR - half-baked or well done?"
+(arXiv:1811.02508) over the valid samples, the loss of NeMo's masking.yaml.
+Validation reports, as means over utterances (each on its valid samples): the loss,
+SI-SDR, its improvement over the noisy input (also per noise kind), SDR and STOI
+(Taal et al. 2011). Data: noisy/clean pairs (minispeech/enhancement/dataset.py),
+mixed on the fly for training.
 """
 
 from __future__ import annotations
@@ -69,9 +72,11 @@ class EnhancementModel(SpeechModel):
         # no decoder section: the inverse of the encoder
         self.decoder = SpectrogramToAudio(**(self.section("decoder") or encoder))
         self.loss_args = self.section("loss")
-        eq = self.section("channel_eq")  # training augmentation, off when absent
-        has_eq = self.cfg.get("channel_eq") is not None
-        self.channel_eq = ChannelEQ(self.sample_rate, **eq) if has_eq else None
+        # a training augmentation, batched here rather than per item in the dataset
+        # (one torch FFT per batch); on with its defaults as `channel_eq: {}`
+        self.channel_eq = None
+        if self.cfg.get("channel_eq") is not None:
+            self.channel_eq = ChannelEQ(self.sample_rate, **self.section("channel_eq"))
 
     # ------------------------------------------------------------ config
     def estimator_class(self):
