@@ -136,9 +136,17 @@ def load_recipe(
     Relative data paths (`manifest_filepath`, `train_manifest`) are made absolute
     against `root` (the repository), the experiment goes to a fresh `exp_dir`, the
     progress bar is off, and `trainer` keys (max_steps=40, ...) replace the recipe's.
+    A relative `model.tokenizer.dir` (a tokenizer the recipe trains on first use)
+    moves to `exp_dir/tokenizers/`, so a short run never writes into the working
+    directory and always trains the tokenizer its recipe describes.
     """
     cfg = load_config(path)
     _anchor_data_paths(cfg, Path(root))
+    tokenizer = cfg.get("model", {}).get("tokenizer")
+    if isinstance(tokenizer, dict) and isinstance(tokenizer.get("dir"), str):
+        tok_dir = tokenizer["dir"]
+        if not (Path(tok_dir).is_absolute() or tok_dir.startswith("nemo:")):
+            tokenizer["dir"] = str(Path(exp_dir) / "tokenizers" / Path(tok_dir).name)
     cfg.setdefault("trainer", {}).update(enable_progress_bar=False, **trainer)
     cfg.setdefault("exp_manager", {}).update(
         exp_dir=str(exp_dir), resume_if_exists=False

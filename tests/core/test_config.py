@@ -227,9 +227,9 @@ def test_load_recipe_anchors_data_paths_and_sets_a_short_run(tmp_path):
     assert cfg["model"]["train_ds"]["manifest_filepath"] == str(
         tmp_path / "repo" / "data/train.jsonl"
     )
-    assert cfg["model"]["tokenizer"] == {
+    assert cfg["model"]["tokenizer"] == {  # a short run trains its own tokenizer
         "train_manifest": "/abs/train.jsonl",
-        "dir": "tok",
+        "dir": str(tmp_path / "exp" / "tokenizers" / "tok"),
     }
     assert cfg["trainer"] == {"max_steps": 5, "enable_progress_bar": False}
     assert cfg["exp_manager"] == {
@@ -237,3 +237,7 @@ def test_load_recipe_anchors_data_paths_and_sets_a_short_run(tmp_path):
         "name": "x",
         "resume_if_exists": False,
     }
+    for kept in ("/abs/tok", "nemo:tokenizer"):  # absolute or packed: left alone
+        path.write_text(f"model:\n  tokenizer: {{dir: '{kept}'}}\n")
+        cfg = load_recipe(path, tmp_path / "repo", tmp_path / "exp")
+        assert cfg["model"]["tokenizer"]["dir"] == kept
