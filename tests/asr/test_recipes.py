@@ -69,7 +69,7 @@ def test_recipe_smoke_run_learns(name, tmp_path):
 # the decoding the README reports beside greedy: a beam that spells only the words of
 # the training text, fused for CTC with a 3-gram of that text (weights tuned on dev)
 LEXICON_DECODING = {
-    "conformer_ctc_tiny": {"beam_size": 32, "lm_alpha": 0.7, "lm_beta": 2.0},
+    "conformer_ctc_tiny": {"beam_size": 32, "lm_alpha": 0.3, "lm_beta": 1.0},
     "fastconformer_transducer_tiny": {"beam_size": 8},
     "fastconformer_tdt_tiny": {"beam_size": 4},
 }
