@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 def build(model_path: str | None) -> AEDModel:
     if model_path:
         return restore_from(model_path).eval()
-    cfg = load_recipe(REPO / "configs/asr/fastconformer_aed_tiny.yaml", REPO, "unused")
-    cfg["model"]["tokenizer"]["dir"] = str(Path(tempfile.mkdtemp()) / "tok")  # new
+    exp_dir = tempfile.mkdtemp()  # the recipe's tokenizer is trained there
+    cfg = load_recipe(REPO / "configs/asr/fastconformer_aed_tiny.yaml", REPO, exp_dir)
     return AEDModel(cfg["model"]).eval()
 
 

@@ -43,7 +43,6 @@ plt = pyplot()  # None without matplotlib: no figures, the same numbers
 cfg = short_recipe(
     "configs/asr/fastconformer_aed_tiny.yaml", "tutorial_aed", STEPS, OUT
 )
-cfg["model"]["tokenizer"]["dir"] = str(OUT / "tokenizers" / "aed_agg256_pnc")
 model = restore_from(train(cfg)).eval()
 tok = model.tokenizer
 pieces = tok.tokens  # id -> piece

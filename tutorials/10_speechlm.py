@@ -56,7 +56,6 @@ print("ASR model:", asr_path)
 
 # %%
 lm_cfg = short_recipe("configs/speechlm/lm_tiny.yaml", "tut_lm", STEPS, OUT)
-lm_cfg["model"]["tokenizer"]["dir"] = str(OUT / "tokenizers" / "qa_bpe256")
 lm_path = train(lm_cfg)
 
 # %% [markdown]

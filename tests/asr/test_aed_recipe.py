@@ -17,7 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_aed_recipe_meets_its_floor(tmp_path):
     cfg = load_recipe(REPO / "configs/asr/fastconformer_aed_tiny.yaml", REPO, tmp_path)
-    cfg["model"]["tokenizer"]["dir"] = str(tmp_path / "tokenizer")
     model = restore_from(train(cfg)).eval()
     test = model.evaluation_dataset(REPO / "data/tinyspeech/test.jsonl")
     metrics, _ = validate(model, test, batch_size=32)  # as `minispeech evaluate`

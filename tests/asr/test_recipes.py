@@ -25,8 +25,6 @@ FLOORS = {
 
 def recipe(name: str, tmp_path: Path, **trainer) -> dict:
     cfg = load_recipe(REPO / "configs/asr" / f"{name}.yaml", REPO, tmp_path, **trainer)
-    if "tokenizer" in cfg["model"]:  # train it here, not in the repository
-        cfg["model"]["tokenizer"]["dir"] = str(tmp_path / "tokenizer")
     return cfg
 
 

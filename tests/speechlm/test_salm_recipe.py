@@ -20,8 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run(name: str, tmp_path: Path, **model) -> Path:
     cfg = load_recipe(REPO / f"configs/{name}.yaml", REPO, tmp_path)
-    if "tokenizer" in cfg["model"]:
-        cfg["model"]["tokenizer"]["dir"] = str(tmp_path / f"{Path(name).stem}_tok")
     cfg["model"].update(model)
     return train(cfg)
 

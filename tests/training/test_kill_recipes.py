@@ -62,8 +62,6 @@ def short_recipe(name: str, exp_dir) -> dict:
     cfg["exp_manager"].update(
         every_n_train_steps=1, save_top_k=0, resume_if_exists=True
     )
-    if "dir" in cfg["model"].get("tokenizer", {}):
-        cfg["model"]["tokenizer"]["dir"] = str(Path(exp_dir) / "tokenizer")
     return cfg
 
 
