@@ -5,7 +5,8 @@ environment variables; a key repeated in one mapping is an error, not "last wins
 every error names the file: `conf.yaml:4: ...`, or `config_errors(path)` around later
 checks. Overrides use NeMo's dotted form, `model.optim.lr=0.001`; the
 value is parsed with `ast.literal_eval` as in nanoGPT's configurator and minGPT's
-`merge_from_args`, and falls back to the raw string. Overriding a key that does not
+`merge_from_args`, then as Hydra's unquoted list or dict (`[white,pink]`, a YAML flow
+collection), and falls back to the raw string. Overriding a key that does not
 exist is an error (a typo must not silently start a run); `+a.b=value` adds a new key
 (Hydra's syntax). `instantiate({"_target_": "minispeech.x.Class", ...})` imports the
 class and calls it with the other keys; `_target_`s outside `minispeech.` are refused
@@ -232,7 +233,7 @@ def _parse_value(text: str, old: Any, dotted: str, where: str) -> Any:
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
-            value = text
+            value = _flow_collection(text)
     if old is None or value is None or _same_kind(old, value):
         return value
     raise ConfigError(
@@ -240,6 +241,19 @@ def _parse_value(text: str, old: Any, dotted: str, where: str) -> Any:
         f"{type(old).__name__} like the current value {old!r}, "
         f"got {type(value).__name__}"
     )
+
+
+def _flow_collection(text: str) -> Any:
+    """Hydra's unquoted form of a list or dict (`[white,pink]`, `{a: 1}`) read as a
+    YAML flow collection; any other text stays the raw string."""
+    if text[:1] in "[{" and text[-1:] in "]}":
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+        if isinstance(value, (list, dict)):
+            return value
+    return text
 
 
 def _unquote(text: str) -> str:

@@ -70,6 +70,24 @@ def test_overrides_parse_python_literals(config_file):
     assert cfg["exp_manager"]["name"] == "my run"
 
 
+def test_hydra_unquoted_lists_and_dicts(config_file):
+    cfg = load_config(
+        config_file,
+        [
+            "+model.augmentor.noise_kinds=[white,pink,babble]",
+            "model.optim.betas=[0.8,0.99]",
+            "+model.encoder.extra={depth: 2, kind: conv}",
+            "+exp_manager.tag=[draft",  # not a collection: the raw string
+        ],
+    )
+    assert cfg["model"]["augmentor"]["noise_kinds"] == ["white", "pink", "babble"]
+    assert cfg["model"]["optim"]["betas"] == [0.8, 0.99]
+    assert cfg["model"]["encoder"]["extra"] == {"depth": 2, "kind": "conv"}
+    assert cfg["exp_manager"]["tag"] == "[draft"
+    with pytest.raises(ConfigError, match="wrong type"):
+        load_config(config_file, ["model.encoder.d_model=[1,2]"])
+
+
 def test_yaml_words_on_the_command_line(config_file):
     cfg = load_config(config_file, ["trainer.resume=false", "trainer.max_steps=null"])
     assert cfg["trainer"]["resume"] is False and cfg["trainer"]["max_steps"] is None
