@@ -49,6 +49,25 @@ class StepDecoder(Protocol):
         ...
 
 
+def generation_cap(
+    n_frames: int | Tensor, prompt_len: int, max_sequence_length: int, delta: int
+) -> int:
+    """How many tokens decoding may emit after a `prompt_len`-token prompt.
+
+    NeMo's cap on the decoder's input positions: cap = min(max_sequence_length,
+    T'_padded + max_generation_delta) (only max_sequence_length when the delta is
+    negative). The decoder reads the prompt and every emitted token but the last,
+    so it may emit cap - prompt_len + 1 tokens: canary_aed_tiny (T'_padded 18,
+    delta 8, P 5) emits 26 - 5 + 1 = 22. `n_frames`: T'_padded, or the (B,)
+    memory lengths (their maximum)."""
+    if isinstance(n_frames, Tensor):
+        n_frames = int(n_frames.max()) if n_frames.numel() else 0
+    cap = max_sequence_length
+    if delta >= 0:
+        cap = min(cap, int(n_frames) + delta)
+    return max(cap - prompt_len + 1, 0)
+
+
 def gnmt_length_penalty(n_tokens: int, alpha: float) -> float:
     """GNMT lp(Y) = ((5 + |Y|) / 6) ** alpha (Wu et al. 2016, Eq. 14)."""
     return ((5 + n_tokens) / 6) ** alpha

@@ -19,23 +19,24 @@ L = (1 - w) L_att + w L_ctc, with w = `loss.ctc_weight` (default 0: no CTC head)
 
 Differences from NeMo: NeMo also scores the prompt tokens unless
 `use_loss_mask_for_prompt`; the CTC head is minispeech's. Decoding (greedy, beam) is in
-aed_decoding.py; `decode_step` is the one call it makes into the model.
+aed_decoding.py (`decode_step` is the one call it makes into the model); attention
+rescoring (the CTC head's beam, rescored by the decoder) in aed_rescoring.py.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from minispeech.asr.aed_dataset import PromptedDataset, written_form_scores
+from minispeech.asr.aed_rescoring import check_rescoring, rescores, rescoring_decode
 from minispeech.asr.aed_tokenizer import (
     PNC,
     SPECIAL,
     AggregateTokenizer,
-    aggregate_from_manifest,
+    train_aggregate_if_missing,
 )
 from minispeech.asr.asr_model import ASRModel, pad_waves
 from minispeech.asr.config_sections import check_decoding
@@ -57,14 +58,21 @@ PROMPT_DEFAULTS = {
 }
 LOSS_DEFAULTS = {"label_smoothing": 0.0, "ctc_weight": 0.0}
 # max_generation_delta < 0: no cap from the encoder length (NeMo's default, -1);
-# strategy "greedy" decodes with beam 1 whatever beam_size says; lexicon: word_state
+# strategy "greedy" decodes with beam 1 whatever beam_size says; lexicon: word_state;
+# "attention_rescoring" (aed_rescoring.py): the CTC head's beam of beam_size, with the
+# word LM (lm_path, lm_alpha, lm_beta) and lexicon, rescored by the decoder
 DECODING_DEFAULTS = {
     "strategy": "beam",
     "beam_size": 1,
     "length_penalty": 0.0,
     "max_generation_delta": -1,
     "lexicon": None,
+    "lm_path": None,
+    "lm_alpha": 0.5,
+    "lm_beta": 1.0,
+    "rescoring_ctc_weight": 0.5,
 }
+STRATEGIES = ("greedy", "beam", "attention_rescoring")
 
 
 class AEDModel(ASRModel):
@@ -89,8 +97,8 @@ class AEDModel(ASRModel):
         if not (0 <= self.label_smoothing < 1 and 0 <= self.ctc_weight < 1):
             raise ConfigError("model.loss: label_smoothing and ctc_weight in [0, 1)")
         self.decoding_cfg = {**DECODING_DEFAULTS, **self.section("decoding")}
-        check_decoding(self.decoding_cfg)
-        self.lexicon_cache = {}  # decoding.lexicon path -> words, read on first use
+        check_decoding(self.decoding_cfg, STRATEGIES)
+        self.lexicon_cache, self.lm_cache = {}, {}  # path -> words / LM, read once
         dec_cfg = self.section("decoder")
         self.decoder = TransformerDecoder(self.num_classes, **dec_cfg)
         self.max_sequence_length = int(dec_cfg.get("max_len", 512))
@@ -100,6 +108,7 @@ class AEDModel(ASRModel):
         self.ctc_head = None
         if self.ctc_weight > 0:
             self.ctc_head = nn.Linear(d_enc, self.num_classes + 1)  # + blank (last)
+        check_rescoring(self.decoding_cfg, self.ctc_head is not None)
 
     def config_sections(self) -> dict:
         sections = super().config_sections()
@@ -124,26 +133,13 @@ class AEDModel(ASRModel):
             )
         tok_cfg = self.cfg["tokenizer"]
         langs = list(tok_cfg.get("langs") or ["en"])
-        self._train_aggregate_if_missing(tok_cfg, langs)
+        train_aggregate_if_missing(tok_cfg, langs)
         try:
             return AggregateTokenizer.load(
                 self.register_artifact("tokenizer.dir"), langs
             )
         except (FileNotFoundError, ValueError) as error:
             raise ConfigError(f"model.tokenizer: {error}") from None
-
-    @staticmethod
-    def _train_aggregate_if_missing(tok_cfg: dict, langs: list[str]) -> None:
-        tok_dir = Path(str(tok_cfg["dir"]))
-        if str(tok_cfg["dir"]).startswith("nemo:") or tok_dir.exists():
-            return
-        if "train_manifest" not in tok_cfg:
-            raise ConfigError(
-                f"model.tokenizer.dir {tok_dir} does not exist "
-                "and there is no train_manifest to build it"
-            )
-        vocab_size = int(tok_cfg.get("vocab_size", 128))
-        aggregate_from_manifest(tok_cfg["train_manifest"], tok_dir, vocab_size, langs)
 
     @property
     def num_classes(self) -> int:
@@ -198,6 +194,17 @@ class AEDModel(ASRModel):
             transcript, memory, memory_lens, None, transcript_lens
         )
         return log_probs  # (B, U, V)
+
+    def ctc_log_probs(self, enc: Tensor) -> Tensor:
+        """The auxiliary CTC head: enc (B, D, T') -> log-probs (B, T', V+1) float32."""
+        return self.ctc_head(enc.transpose(1, 2)).float().log_softmax(-1)
+
+    def encode_with_ctc(self, audio: Tensor, audio_lens: Tensor):
+        """audio (B, S) -> memory (B, T', D_dec), lens (B,), the CTC head's
+        log-probs (B, T', V+1)."""
+        enc, enc_lens = super().encode(audio, audio_lens)  # (B, D, T')
+        memory = self.projection(enc.transpose(1, 2))  # (B, T', D_dec)
+        return memory, enc_lens, self.ctc_log_probs(enc)
 
     @torch.no_grad()
     def cross_attention(self, audio, audio_lens, transcript) -> list[Tensor]:
@@ -263,9 +270,8 @@ class AEDModel(ASRModel):
         )
         if self.ctc_head is None:
             return {"loss": loss}
-        ctc_log_probs = self.ctc_head(enc.transpose(1, 2)).float().log_softmax(-1)
         ctc = ctc_loss(
-            ctc_log_probs,  # (B, T', V+1)
+            self.ctc_log_probs(enc),  # (B, T', V+1)
             batch["tokens"],
             enc_lens,
             batch["token_lens"],
@@ -302,21 +308,12 @@ class AEDModel(ASRModel):
 
     # ------------------------------------------------------------ decoding
     def max_generation_length(self, n_frames: int | Tensor, prompt_len: int) -> int:
-        """How many tokens decoding may emit after a `prompt_len`-token prompt.
+        """How many tokens decoding may emit after a `prompt_len`-token prompt
+        (NeMo's cap, `generation_cap`); `n_frames`: T'_padded, or the (B,) lens."""
+        from minispeech.asr.aed_decoding import generation_cap
 
-        NeMo's cap on the decoder's input positions: cap = min(max_sequence_length,
-        T'_padded + max_generation_delta) (only max_sequence_length when the delta is
-        negative). The decoder reads the prompt and every emitted token but the last,
-        so it may emit cap - prompt_len + 1 tokens: canary_aed_tiny (T'_padded 18,
-        delta 8, P 5) emits 26 - 5 + 1 = 22. `n_frames`: T'_padded, or the (B,)
-        memory lengths (their maximum)."""
-        if isinstance(n_frames, Tensor):
-            n_frames = int(n_frames.max()) if n_frames.numel() else 0
-        cap = self.max_sequence_length
         delta = int(self.decoding_cfg["max_generation_delta"])
-        if delta >= 0:
-            cap = min(cap, int(n_frames) + delta)
-        return max(cap - prompt_len + 1, 0)
+        return generation_cap(n_frames, prompt_len, self.max_sequence_length, delta)
 
     def generate(
         self, memory: Tensor, memory_lens: Tensor, prompt: Sequence[int], beam_size=1
@@ -343,9 +340,14 @@ class AEDModel(ASRModel):
         lexicon = read_lexicon(self.decoding_cfg, self.lexicon_cache)
         if lexicon is None or self.tokenizer.token_to_id(PNC[True]) in list(prompt):
             return None
+        return WordState(self.token_texts(), lexicon)
+
+    def token_texts(self) -> list[str]:
+        """The text of every output id, V+1 of them: special tokens, padding ids and
+        the CTC blank spell NO_TEXT (ids_to_text drops them; "\u2581" is one)."""
         tokens, lang_of = self.tokenizer.tokens, self.tokenizer.lang_of
         texts = [NO_TEXT if lang_of(i) == SPECIAL else t for i, t in enumerate(tokens)]
-        return WordState(texts, lexicon)
+        return texts + [NO_TEXT] * (self.num_classes + 1 - len(texts))
 
     def beam_size(self) -> int:
         """The configured beam: 1 with strategy greedy, else decoding.beam_size."""
@@ -356,9 +358,16 @@ class AEDModel(ASRModel):
     def decode(self, audio: Tensor, audio_lens: Tensor) -> list[str]:
         """Transcripts of a batch with the <|nopnc|> prompt (validation, evaluate)."""
         prompt = self.tokenizer.prompt_ids(**{**self.prompt_cfg, "pnc": False})
-        memory, memory_lens = self.encode(audio, audio_lens)  # (B, T', D_dec)
-        ids = self.generate(memory, memory_lens, prompt, self.beam_size())
+        ids = self.decode_ids(audio, audio_lens, prompt, self.beam_size())
         return [self.tokenizer.ids_to_text(seq) for seq in ids]
+
+    def decode_ids(self, audio, audio_lens, prompt, beam_size) -> list[list[int]]:
+        """Token ids per item after `prompt`: attention rescoring for a <|nopnc|>
+        prompt when decoding.strategy asks for it, else `generate`."""
+        if rescores(self, prompt):
+            return rescoring_decode(self, audio, audio_lens, prompt)
+        memory, lens = self.encode(audio, audio_lens)  # (B, T', D_dec)
+        return self.generate(memory, lens, prompt, beam_size)
 
     @torch.inference_mode()
     def transcribe(
@@ -383,8 +392,8 @@ class AEDModel(ASRModel):
         waves, device = self.load_inputs(inputs), next(self.parameters()).device
         for start in range(0, len(waves), batch_size):
             audio, audio_lens = pad_waves(waves[start : start + batch_size])  # (B, S)
-            memory, lens = self.encode(audio.to(device), audio_lens.to(device))
-            for seq in self.generate(memory, lens, prompt, beam):
+            ids = self.decode_ids(audio.to(device), audio_lens.to(device), prompt, beam)
+            for seq in ids:
                 texts.append(self.tokenizer.ids_to_text(seq))
         self.train(was_training)
         return texts

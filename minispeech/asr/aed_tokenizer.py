@@ -259,3 +259,20 @@ def aggregate_from_manifest(
     texts = [row["text"] for row in rows]
     texts += [row["text_pnc"] for row in rows if row.get("text_pnc")]
     return build_aggregate_tokenizer(texts, out_dir, vocab_size, langs)
+
+
+def train_aggregate_if_missing(tok_cfg: dict, langs: list[str]) -> None:
+    """Train the `tokenizer` section's aggregate tokenizer into its `dir` from its
+    `train_manifest` unless the folder exists (or is a `nemo:` artifact)."""
+    from minispeech.core.config import ConfigError
+
+    tok_dir = Path(str(tok_cfg["dir"]))
+    if str(tok_cfg["dir"]).startswith("nemo:") or tok_dir.exists():
+        return
+    if "train_manifest" not in tok_cfg:
+        raise ConfigError(
+            f"model.tokenizer.dir {tok_dir} does not exist "
+            "and there is no train_manifest to build it"
+        )
+    vocab_size = int(tok_cfg.get("vocab_size", 128))
+    aggregate_from_manifest(tok_cfg["train_manifest"], tok_dir, vocab_size, langs)

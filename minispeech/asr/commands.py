@@ -6,7 +6,9 @@
                         [--out hyps.jsonl]
 
 Decoding is greedy, or with `--beam N` beam search (CTC: prefix beam search, which
-`--lm lm.arpa --lm-alpha 0.5 --lm-beta 1.0` fuses with a word n-gram LM).
+`--lm lm.arpa --lm-alpha 0.5 --lm-beta 1.0` fuses with a word n-gram LM). `--rescore`
+(an AED model with a CTC head): attention rescoring, the CTC head's beam (with the LM
+and lexicon) proposes and the decoder chooses (`decoding.strategy=attention_rescoring`).
 `--lexicon FILE` (a word list or an ARPA LM) makes a CTC, RNN-T or AED beam spell only
 those words. These options are aliases of the model config overrides
 `decoding.strategy=beam decoding.beam_size=N decoding.lm_path=... decoding.lm_alpha=...
@@ -54,12 +56,20 @@ def add_decoding_args(parser: argparse.ArgumentParser) -> None:
         help="the beam spells only these words (decoding.lexicon): a word list, one a "
         "line, or an ARPA LM (its words)",
     )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="AED with a CTC head: attention rescoring (the CTC beam, with --beam, "
+        "--lm and --lexicon, proposes; the decoder chooses)",
+    )
 
 
 def decoding_overrides(args: argparse.Namespace) -> list[str]:
     """--beam/--lm/--lm-alpha/--lm-beta as the model config overrides they stand for."""
     overrides = []
-    if args.beam or args.lm or getattr(args, "lexicon", None):
+    if getattr(args, "rescore", False):
+        overrides.append("decoding.strategy=attention_rescoring")
+    elif args.beam or args.lm or getattr(args, "lexicon", None):
         overrides.append("decoding.strategy=beam")
     if args.beam:
         overrides.append(f"decoding.beam_size={args.beam}")
@@ -135,8 +145,8 @@ def transcribe_verb(argv: list[str]) -> int:
     names, waves = audio_inputs(args.audio, args.manifest)
     model = load_asr_model(args.model, args.device)
     aed = hasattr(model, "decode_step")  # an attention encoder-decoder: prompt flags
-    if aed and args.lm:
-        raise CommandError("--lm: LM fusion is for CTC beam search, not an AED model")
+    if aed and args.lm and not args.rescore:
+        raise CommandError("--lm: an AED model takes an LM with --rescore only")
     if not aed and (args.pnc or args.prompt):
         parser.error(f"--pnc/--prompt need an AED model, not a {type(model).__name__}")
     overrides = decoding_overrides(args)

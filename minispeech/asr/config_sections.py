@@ -86,7 +86,7 @@ def check_decoding(decoding: dict, strategies=("greedy", "beam")) -> None:
             raise ConfigError(f"model.decoding.{key}: a number, got {value!r}")
         if key in ("lm_path", "lexicon") and not isinstance(value, (str, type(None))):
             raise ConfigError(f"model.decoding.{key}: a file path, got {value!r}")
-    if decoding.get("lexicon") and strategy != "beam":
+    if decoding.get("lexicon") and strategy == "greedy":
         raise ConfigError(
             "model.decoding.lexicon: constrains a beam; set strategy=beam"
         )

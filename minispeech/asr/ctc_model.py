@@ -25,7 +25,7 @@ from minispeech.asr.asr_model import ASRModel
 from minispeech.asr.config_sections import CHUNK_KEYS, check_decoding
 from minispeech.asr.ctc_decoding import ctc_greedy_decode, ctc_prefix_beam_search
 from minispeech.asr.lexicon import read_lexicon
-from minispeech.asr.ngram_lm import NGramLM
+from minispeech.asr.ngram_lm import NGramLM, read_lm
 from minispeech.core.config import ConfigError
 from minispeech.nn.ctc import ctc_loss
 
@@ -67,7 +67,7 @@ class CTCModel(ASRModel):
             if self.section("interctc").get("use_conditioning", False):
                 d_model = self.encoder.d_model
                 self.conditioning = nn.Linear(self.num_classes, d_model)  # V -> D
-        self.lm = None  # loaded on first use: the ARPA file is not part of the model
+        self.lm_cache = {}  # decoding.lm_path -> its LM, read on first use
         self.lexicon_cache = {}  # decoding.lexicon path -> words, read on first use
 
     def config_sections(self) -> dict:
@@ -216,13 +216,7 @@ class CTCModel(ASRModel):
 
     def language_model(self) -> NGramLM | None:
         """The `decoding.lm_path` n-gram LM, read on first use (None without one)."""
-        lm_path = self.decoding.get("lm_path")
-        if lm_path and self.lm is None:
-            try:
-                self.lm = NGramLM.load(lm_path)
-            except (OSError, ValueError) as error:
-                raise ConfigError(f"model.decoding.lm_path: {error}") from None
-        return self.lm
+        return read_lm(self.decoding, self.lm_cache)
 
     @torch.inference_mode()
     def transcribe_with_timestamps(self, inputs, batch_size: int = 8) -> list[dict]:

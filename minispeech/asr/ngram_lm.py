@@ -221,3 +221,19 @@ def _higher_level(adjusted, discounts, lower, logprobs, backoffs) -> None:
             kept = (count - _discount(count, discounts)) / total
             lower_p = math.exp(lower.score(word, history[1:]))
             logprobs[history + (word,)] = math.log(kept + gamma * lower_p)
+
+
+def read_lm(decoding: dict, cache: dict) -> NGramLM | None:
+    """The `decoding.lm_path` n-gram LM (None when absent), read once into `cache`
+    (the model's own dict): the ARPA file is not part of the model."""
+    from minispeech.core.config import ConfigError
+
+    path = decoding.get("lm_path")
+    if not path:
+        return None
+    if path not in cache:
+        try:
+            cache[path] = NGramLM.load(path)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"model.decoding.lm_path: {error}") from None
+    return cache[path]

@@ -11,6 +11,7 @@ import tarfile
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_model import tiny_aed_config
 
 from minispeech.asr.aed_model import AEDModel
 from minispeech.asr.aed_tokenizer import build_aggregate_tokenizer
@@ -27,27 +28,9 @@ def tok_dir(tmp_path_factory):
     return folder
 
 
-def tiny_config(tok_dir, **changes) -> dict:
-    cfg = {
-        "tokenizer": {"dir": str(tok_dir), "langs": ["en"]},
-        "preprocessor": {"features": 16, "dither": 0.0},
-        "encoder": {
-            "_target_": "minispeech.nn.ConformerEncoder",
-            "feat_in": 16,
-            "n_layers": 1,
-            "d_model": 16,
-            "n_heads": 2,
-            "conv_kernel_size": 3,
-        },
-        "decoder": {"d_model": 24, "n_layers": 1, "n_heads": 2, "max_len": 64},
-        "decoding": {"max_generation_delta": 4},
-    }
-    return {**cfg, **changes}
-
-
 @pytest.fixture
 def model(tok_dir):
-    return AEDModel(tiny_config(tok_dir)).eval()
+    return AEDModel(tiny_aed_config(tok_dir)).eval()
 
 
 def items(model, texts=("call bob", "the red car is in the garden")):
@@ -125,12 +108,12 @@ def test_loss_scores_text_and_eos_only(model, monkeypatch):
 
 
 def test_auxiliary_ctc_mixes_into_the_loss(tok_dir):
-    model = AEDModel(tiny_config(tok_dir, loss={"ctc_weight": 0.25})).eval()
+    model = AEDModel(tiny_aed_config(tok_dir, loss={"ctc_weight": 0.25})).eval()
     assert model.ctc_head.out_features == model.num_classes + 1  # blank last
     out = model.training_step(model.collate(items(model)))
     mixed = 0.75 * out["aed_loss"] + 0.25 * out["ctc_loss"]
     assert torch.allclose(out["loss"], mixed)
-    assert AEDModel(tiny_config(tok_dir)).ctc_head is None  # default weight 0
+    assert AEDModel(tiny_aed_config(tok_dir)).ctc_head is None  # default weight 0
 
 
 NEMO_STYLE = {"xscaling": False, "embedding_norm": True, "tie_embedding": True}
@@ -138,8 +121,8 @@ NEMO_STYLE = {"xscaling": False, "embedding_norm": True, "tie_embedding": True}
 
 @pytest.mark.parametrize("style", [{}, NEMO_STYLE], ids=["vaswani", "nemo"])
 def test_cached_steps_equal_full_recomputation(tok_dir, style):
-    decoder = {**tiny_config(tok_dir)["decoder"], **style}
-    model = AEDModel(tiny_config(tok_dir, decoder=decoder)).eval()
+    decoder = {**tiny_aed_config(tok_dir)["decoder"], **style}
+    model = AEDModel(tiny_aed_config(tok_dir, decoder=decoder)).eval()
     memory, memory_lens = torch.randn(2, 9, 24), torch.tensor([9, 6])  # (B, T', D)
     tokens = torch.randint(0, model.tokenizer.vocab_size, (2, 8))
     full, _ = model.decode_step(tokens, memory, memory_lens, None)  # (B, 8, V)
@@ -176,15 +159,15 @@ def test_generation_cap_follows_nemo(model):
 
 def test_config_errors_name_the_problem(tok_dir):
     with pytest.raises(ConfigError, match="no labels"):
-        AEDModel({**tiny_config(tok_dir), "labels": ["a", "b"]})
+        AEDModel({**tiny_aed_config(tok_dir), "labels": ["a", "b"]})
     with pytest.raises(ConfigError, match="n_layer"):
-        bad = tiny_config(tok_dir)
+        bad = tiny_aed_config(tok_dir)
         bad["decoder"] = {**bad["decoder"], "n_layer": 2}
         AEDModel(bad)
     with pytest.raises(ConfigError, match=r"model.prompt: .*<\|fr\|>"):
-        AEDModel(tiny_config(tok_dir, prompt={"target_lang": "fr"}))
+        AEDModel(tiny_aed_config(tok_dir, prompt={"target_lang": "fr"}))
     with pytest.raises(ConfigError, match="no train_manifest"):
-        AEDModel(tiny_config(tok_dir, tokenizer={"dir": str(tok_dir / "missing")}))
+        AEDModel(tiny_aed_config(tok_dir, tokenizer={"dir": str(tok_dir / "missing")}))
 
 
 def test_tokenizer_is_trained_on_first_use(tok_dir, tmp_path):
@@ -199,9 +182,9 @@ def test_tokenizer_is_trained_on_first_use(tok_dir, tmp_path):
         "vocab_size": 40,
         "train_manifest": str(manifest),
     }
-    model = AEDModel(tiny_config(tok_dir, tokenizer=tok_cfg))
+    model = AEDModel(tiny_aed_config(tok_dir, tokenizer=tok_cfg))
     assert (tmp_path / "tok" / "spl_tokens.model").is_file()
-    assert model.tokenizer.tokens == AEDModel(tiny_config(tok_dir)).tokenizer.tokens
+    assert model.tokenizer.tokens == AEDModel(tiny_aed_config(tok_dir)).tokenizer.tokens
 
 
 def test_model_file_roundtrip_carries_the_tokenizer(model, tmp_path):
@@ -217,7 +200,7 @@ def test_model_file_roundtrip_carries_the_tokenizer(model, tmp_path):
     expected = model(*args, batch["transcript_lens"])
     assert torch.equal(again(*args, batch["transcript_lens"]), expected)
     # the output layer stays tied after loading when the config ties it
-    tied = AEDModel(tiny_config(model.cfg["tokenizer"]["dir"], decoder={
+    tied = AEDModel(tiny_aed_config(model.cfg["tokenizer"]["dir"], decoder={
         "d_model": 24, "n_layers": 1, "n_heads": 2, "tie_embedding": True,
     }))  # fmt: skip
     assert tied.decoder.output.weight is tied.decoder.embedding.weight
@@ -245,8 +228,8 @@ def test_lexicon_constrains_the_spoken_form_only(tok_dir, tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("call\nbob\nthe\nlight\n")
     torch.manual_seed(0)
-    free = AEDModel(tiny_config(tok_dir)).eval()
-    cfg = tiny_config(
+    free = AEDModel(tiny_aed_config(tok_dir)).eval()
+    cfg = tiny_aed_config(
         tok_dir, decoding={"max_generation_delta": 4, "lexicon": str(words)}
     )
     constrained = AEDModel(cfg).eval()
@@ -262,4 +245,4 @@ def test_lexicon_constrains_the_spoken_form_only(tok_dir, tmp_path):
     )
     greedy = {"strategy": "greedy", "lexicon": str(words)}
     with pytest.raises(ConfigError, match="lexicon.*strategy=beam"):
-        AEDModel(tiny_config(tok_dir, decoding=greedy))
+        AEDModel(tiny_aed_config(tok_dir, decoding=greedy))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tiny_model import tiny_aed_config
 
 from minispeech.asr.aed_dataset import PromptedDataset, written_form_scores
 from minispeech.asr.aed_model import AEDModel
@@ -44,20 +45,8 @@ def manifest(tmp_path_factory):
 def model(manifest, tmp_path_factory):
     tok_dir = tmp_path_factory.mktemp("agg") / "tok"
     aggregate_from_manifest(manifest, tok_dir, 60, ["en"])
-    cfg = {
-        "tokenizer": {"dir": str(tok_dir), "langs": ["en"]},
-        "preprocessor": {"features": 16, "dither": 0.0},
-        "encoder": {
-            "_target_": "minispeech.nn.ConformerEncoder",
-            "feat_in": 16,
-            "n_layers": 1,
-            "d_model": 16,
-            "n_heads": 2,
-            "conv_kernel_size": 3,
-        },
-        "decoder": {"d_model": 24, "n_layers": 2, "n_heads": 2, "max_len": 64},
-        "decoding": {"max_generation_delta": 4},
-    }
+    decoder = {"d_model": 24, "n_layers": 2, "n_heads": 2, "max_len": 64}
+    cfg = tiny_aed_config(tok_dir, decoder=decoder)
     return AEDModel(cfg).eval()
 
 

@@ -561,7 +561,7 @@ CASES = {
     ),
     "transcribe-aed-with-an-lm": (
         ["transcribe", "{w}/aed.nemo", "{w}/a.wav", "--lm", "{w}/lm.arpa"],
-        ["--lm", "not an AED model"],
+        ["--lm", "with --rescore only"],
     ),
     # synthesize
     "synthesize-unknown-character": (
