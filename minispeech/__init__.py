@@ -48,7 +48,7 @@ _EXPORTS = {
     # config, checkpoint, model, loop
     "ConfigError": "minispeech.core.config",
     "load_config": "minispeech.core.config",
-    "apply_overrides": "minispeech.core.config",
+    "apply_overrides": "minispeech.core.overrides",
     "instantiate": "minispeech.core.config",
     "CheckpointError": "minispeech.core.checkpoint",
     "restore_from": "minispeech.core.model",

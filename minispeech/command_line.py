@@ -89,7 +89,8 @@ def with_overrides(model, overrides: list[str], source: str):
     import copy
 
     from minispeech.core.checkpoint import load_state_dict_checked
-    from minispeech.core.config import apply_overrides, get_dotted
+    from minispeech.core.config import get_dotted
+    from minispeech.core.overrides import apply_overrides
 
     cfg = copy.deepcopy(model.cfg)
     items = []

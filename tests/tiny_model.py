@@ -35,6 +35,17 @@ def small_manifest(source: Path, out: Path, n_speakers: int = 2, per: int = 4) -
     return str(out)
 
 
+# a one-layer Conformer of width 16 on 16 mels: the encoder of the tiny ASR test models
+TINY_CONFORMER = {
+    "_target_": "minispeech.nn.ConformerEncoder",
+    "feat_in": 16,
+    "n_layers": 1,
+    "d_model": 16,
+    "n_heads": 2,
+    "conv_kernel_size": 3,
+}
+
+
 def tiny_aed_config(tok_dir, **changes) -> dict:
     """A tiny AEDModel config (16 mels, one Conformer layer of width 16, a one-layer
     decoder of width 24, so the projection is a Linear) on the aggregate tokenizer in
@@ -42,14 +53,7 @@ def tiny_aed_config(tok_dir, **changes) -> dict:
     cfg = {
         "tokenizer": {"dir": str(tok_dir), "langs": ["en"]},
         "preprocessor": {"features": 16, "dither": 0.0},
-        "encoder": {
-            "_target_": "minispeech.nn.ConformerEncoder",
-            "feat_in": 16,
-            "n_layers": 1,
-            "d_model": 16,
-            "n_heads": 2,
-            "conv_kernel_size": 3,
-        },
+        "encoder": dict(TINY_CONFORMER),
         "decoder": {"d_model": 24, "n_layers": 1, "n_heads": 2, "max_len": 64},
         "decoding": {"max_generation_delta": 4},
     }

@@ -28,6 +28,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from minispeech.data.tokenizers import SentencePieceTokenizer
+from minispeech.errors import ConfigError
 
 SPECIAL = "spl_tokens"  # NeMo's name of the special-token model (always first)
 EOS, BOS, PAD = "<|endoftext|>", "<|startoftranscript|>", "<pad>"
@@ -264,8 +265,6 @@ def aggregate_from_manifest(
 def train_aggregate_if_missing(tok_cfg: dict, langs: list[str]) -> None:
     """Train the `tokenizer` section's aggregate tokenizer into its `dir` from its
     `train_manifest` unless the folder exists (or is a `nemo:` artifact)."""
-    from minispeech.core.config import ConfigError
-
     tok_dir = Path(str(tok_cfg["dir"]))
     if str(tok_cfg["dir"]).startswith("nemo:") or tok_dir.exists():
         return

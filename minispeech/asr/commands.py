@@ -65,7 +65,8 @@ def add_decoding_args(parser: argparse.ArgumentParser) -> None:
 
 
 def decoding_overrides(args: argparse.Namespace) -> list[str]:
-    """--beam/--lm/--lm-alpha/--lm-beta as the model config overrides they stand for."""
+    """--beam/--lm/--lm-alpha/--lm-beta/--lexicon/--rescore as the model config
+    overrides they stand for."""
     overrides = []
     if getattr(args, "rescore", False):
         overrides.append("decoding.strategy=attention_rescoring")

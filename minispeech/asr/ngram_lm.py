@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from minispeech.core.checkpoint import atomic_write
+from minispeech.errors import ConfigError
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 _LOG10 = math.log(10.0)
@@ -226,8 +227,6 @@ def _higher_level(adjusted, discounts, lower, logprobs, backoffs) -> None:
 def read_lm(decoding: dict, cache: dict) -> NGramLM | None:
     """The `decoding.lm_path` n-gram LM (None when absent), read once into `cache`
     (the model's own dict): the ARPA file is not part of the model."""
-    from minispeech.core.config import ConfigError
-
     path = decoding.get("lm_path")
     if not path:
         return None

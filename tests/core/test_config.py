@@ -5,13 +5,9 @@ import textwrap
 
 import pytest
 
-from minispeech.core.config import (
-    ConfigError,
-    apply_overrides,
-    instantiate,
-    load_config,
-)
+from minispeech.core.config import ConfigError, instantiate, load_config
 from minispeech.core.optim import Noam
+from minispeech.core.overrides import apply_overrides
 
 CONFIG = """\
 model:

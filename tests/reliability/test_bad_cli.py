@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile
 import yaml
-from tiny_model import TinyModel, tiny_config
+from tiny_model import TINY_CONFORMER, TinyModel, tiny_config
 
 from minispeech.asr import CTCModel, TransducerModel
 from minispeech.asr.aed_model import AEDModel
@@ -35,15 +35,7 @@ CTC = {
     "_target_": "minispeech.asr.CTCModel",
     "labels": LABELS,
     "preprocessor": {"features": 16, "dither": 0.0},
-    "encoder": {
-        "_target_": "minispeech.nn.ConformerEncoder",
-        "feat_in": 16,
-        "n_layers": 1,
-        "d_model": 16,
-        "n_heads": 2,
-        "conv_kernel_size": 3,
-        "subsampling_conv_channels": 8,
-    },
+    "encoder": {**TINY_CONFORMER, "subsampling_conv_channels": 8},
     "optim": {"name": "adam", "lr": 1e-3},
 }
 RNNT = {
