@@ -152,7 +152,8 @@ class AggregateTokenizer:
 
     def ids_to_text(self, ids: Iterable[int]) -> str:
         """Ids -> text: special tokens dropped, each run of one language's ids decoded
-        by its BPE, runs joined by a space."""
+        by its BPE, runs joined by a space; runs of spaces become one (a lone word-start
+        piece, which a CTC beam may emit, would otherwise leave two)."""
         runs: list[tuple[str, list[int]]] = []
         for index in map(int, ids):
             lang = self.lang_of(index)
@@ -161,7 +162,8 @@ class AggregateTokenizer:
             if not runs or runs[-1][0] != lang:
                 runs.append((lang, []))
             runs[-1][1].append(index - self.offsets[lang])
-        return " ".join(self.texts[lang].decode(run) for lang, run in runs).strip()
+        text = " ".join(self.texts[lang].decode(run) for lang, run in runs)
+        return " ".join(text.split())
 
     def lang_of(self, index: int) -> str:
         """The sub-tokenizer an id belongs to; an id outside the vocabulary raises."""

@@ -46,6 +46,7 @@ from minispeech.core.config import ConfigError
 from minispeech.core.model import SpeechModel
 from minispeech.training import distributed
 from minispeech.training.checkpointer import Checkpointer, Parts, seed_everything
+from minispeech.training.init_from import init_from_nemo_model
 from minispeech.training.loaders import build_validation_loader, epoch_loader, to_device
 from minispeech.training.log import MetricsLog
 from minispeech.training.optimizers import Optimizers, StepResult, as_lists
@@ -75,6 +76,10 @@ def fit(cfg, opts: TrainerOptions, exp: ExpOptions, env, trust_targets: bool) ->
     # 1) model, data and optimizers: the same seed on every rank gives the same init
     seed_everything(opts.seed)
     model = SpeechModel.from_config(cfg["model"], trust_targets=trust_targets)
+    if cfg.get("init_from_nemo_model"):  # NeMo's transfer learning: before any step
+        copied = init_from_nemo_model(model, cfg["init_from_nemo_model"])
+        if env.is_main:
+            tqdm.write(f"init_from_nemo_model: copied {len(copied)} weight tensors")
     model.to(env.device)
     train_cfg = model.cfg.get("train_ds") or {}
     train_set = model.build_dataset(train_cfg)

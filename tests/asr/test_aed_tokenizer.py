@@ -59,6 +59,10 @@ def test_text_ids_are_offset_and_decode_back(tokenizer):
     # special tokens (prompt, EOS) are dropped when decoding
     with_prompt = tokenizer.prompt_ids() + ids + [tokenizer.eos_id]
     assert tokenizer.ids_to_text(with_prompt) == text == tokenizer.decode(ids)
+    # a lone word-start piece between words leaves one space, not two
+    lone = tokenizer.offsets["en"] + tokenizer.texts["en"].tokens.index("\u2581")
+    call, rest = tokenizer.text_to_ids("call", "en"), tokenizer.text_to_ids("the", "en")
+    assert tokenizer.ids_to_text(call + [lone] + rest) == "call the"
 
 
 def test_bad_text_and_ids_raise(tokenizer):
