@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from minispeech.core.config import ConfigError
+from minispeech.core.config import ConfigError, check_keys
 from minispeech.core.model import SpeechModel
 from minispeech.training import distributed
 from minispeech.training.checkpointer import Checkpointer, Parts, seed_everything
@@ -53,6 +53,9 @@ from minispeech.training.optimizers import Optimizers, StepResult, as_lists
 from minispeech.training.options import ExpOptions, TrainerOptions
 from minispeech.training.state import LoopState
 
+# a misspelt init_from_nemo_model must not silently train from scratch
+TOP_LEVEL_KEYS = ("model", "trainer", "exp_manager", "init_from_nemo_model")
+
 
 def train(cfg: dict, *, trust_targets: bool = False) -> Path:
     """Train `cfg["model"]` as `cfg["trainer"]` says; write to `cfg["exp_manager"]`.
@@ -62,6 +65,7 @@ def train(cfg: dict, *, trust_targets: bool = False) -> Path:
     """
     if "model" not in cfg:
         raise ConfigError("config has no model: section")
+    check_keys("config", cfg, TOP_LEVEL_KEYS, noun="top-level section")
     opts = TrainerOptions.from_dict(cfg.get("trainer"))
     exp = ExpOptions.from_dict(cfg.get("exp_manager"))
     env = distributed.setup(opts.accelerator)

@@ -95,3 +95,11 @@ def test_training_starts_from_the_copied_weights(tmp_path):
     copied = (start["net.0.weight"] - source.state_dict["net.0.weight"]).abs().max()
     fresh = (start["net.3.weight"] - source.state_dict["net.3.weight"]).abs().max()
     assert copied <= 0.011 and fresh > 0.05, (copied, fresh)
+
+
+def test_a_misspelt_top_level_key_stops_the_run(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cfg["init_from_nemo_modle"] = str(tmp_path / "a.nemo")
+    with pytest.raises(ConfigError, match="did you mean 'init_from_nemo_model'"):
+        train(cfg, trust_targets=True)
+    assert not (tmp_path / "tiny").exists()  # stopped before any work
