@@ -78,7 +78,7 @@ STRATEGIES = ("greedy", "beam", "attention_rescoring")
 class AEDModel(ASRModel):
     """Encoder + projection + Transformer decoder (+ optional auxiliary CTC head)."""
 
-    extra_keys = frozenset({"prompt", "decoder", "loss", "decoding"})
+    extra_keys = frozenset({"prompt", "decoder", "loss", "decoding", "freeze"})
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
@@ -109,6 +109,7 @@ class AEDModel(ASRModel):
         if self.ctc_weight > 0:
             self.ctc_head = nn.Linear(d_enc, self.num_classes + 1)  # + blank (last)
         check_rescoring(self.decoding_cfg, self.ctc_head is not None)
+        self.frozen = self.freeze_from_config()  # after every module is built
 
     def config_sections(self) -> dict:
         sections = super().config_sections()

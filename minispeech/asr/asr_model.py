@@ -41,6 +41,7 @@ from minispeech.data import (
 )
 from minispeech.data.datasets import DATASET_KEYS
 from minispeech.metrics.wer import char_errors, word_errors
+from minispeech.nn.freeze import freeze
 
 
 class ASRModel(SpeechModel):
@@ -96,6 +97,14 @@ class ASRModel(SpeechModel):
             )
         keys = ASR_KEYS | set(self.extra_keys)
         check_sections(name, self.cfg, keys, self.config_sections())
+
+    def freeze_from_config(self) -> list[str]:
+        """`freeze: [patterns]` (nn/freeze.py): the matched parameters stop training.
+        A subclass that takes the key calls this once its modules are all built."""
+        try:
+            return freeze(self, self.cfg.get("freeze") or [])
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"model.freeze: {error}") from None
 
     def section(self, dotted: str) -> dict:
         """A checked config section's values (a copy; {} when absent)."""

@@ -1,4 +1,4 @@
-"""LoRA adapters on linear layers, their merge, and freezing parameters by name.
+"""LoRA adapters on linear layers and their merge (freezing by name: nn/freeze.py).
 
 Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models", arXiv:2106.09685,
 Sec. 4.1, Eq. 3: h = W0 x + Delta W x = W0 x + B A x, with W0 (d_out, d_in) frozen,
@@ -25,6 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from minispeech.nn.dropout import Dropout
+from minispeech.nn.freeze import freeze, unmatched
+
+__all__ = ["LoRALinear", "add_lora", "freeze", "merge_lora"]
 
 
 class LoRALinear(nn.Module):
@@ -74,10 +77,6 @@ def _replace(module: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def _unmatched(patterns: list[str], names: list[str]) -> list[str]:
-    return [p for p in patterns if not any(fnmatch(n, p) for n in names)]
-
-
 def add_lora(
     module: nn.Module,
     patterns: list[str],
@@ -94,7 +93,7 @@ def add_lora(
     if isinstance(patterns, str):
         raise TypeError(f"patterns must be a list of strings, got {patterns!r}")
     linears = [n for n, m in module.named_modules() if type(m) is nn.Linear and n]
-    missing = _unmatched(patterns, linears)
+    missing = unmatched(patterns, linears)
     if missing:
         raise ValueError(
             f"LoRA patterns {missing} match no nn.Linear; some names: {linears[:8]}"
@@ -131,21 +130,3 @@ def _merged_linear(lora: LoRALinear) -> nn.Linear:
         if has_bias:
             linear.bias.copy_(lora.bias)
     return linear.requires_grad_(False)
-
-
-def freeze(module: nn.Module, patterns: list[str]) -> list[str]:
-    """requires_grad=False on every parameter whose qualified name matches a pattern.
-
-    Returns the frozen names; ValueError naming each pattern that matches nothing.
-    """
-    if isinstance(patterns, str):
-        raise TypeError(f"patterns must be a list of strings, got {patterns!r}")
-    params = dict(module.named_parameters(remove_duplicate=False))  # tied: all names
-    missing = _unmatched(patterns, list(params))
-    if missing:
-        some = list(params)[:8]
-        raise ValueError(f"freeze patterns {missing} match no parameter; some: {some}")
-    frozen = [n for n in params if any(fnmatch(n, p) for p in patterns)]
-    for name in frozen:
-        params[name].requires_grad_(False)
-    return frozen

@@ -246,3 +246,19 @@ def test_lexicon_constrains_the_spoken_form_only(tok_dir, tmp_path):
     greedy = {"strategy": "greedy", "lexicon": str(words)}
     with pytest.raises(ConfigError, match="lexicon.*strategy=beam"):
         AEDModel(tiny_aed_config(tok_dir, decoding=greedy))
+
+
+def test_freeze_patterns_stop_training_what_they_match(tok_dir):
+    cfg = tiny_aed_config(tok_dir, freeze=["encoder.*", "projection.*"])
+    model = AEDModel(cfg)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert set(model.frozen) == {
+        n
+        for n, _ in model.named_parameters()
+        if n.startswith(("encoder.", "projection."))
+    }
+    assert trained and not any(n.startswith("encoder.") for n in trained)
+    with pytest.raises(ConfigError, match=r"model\.freeze: .*\['decodr\.\*'\]"):
+        AEDModel(tiny_aed_config(tok_dir, freeze=["decodr.*"]))
+    with pytest.raises(ConfigError, match="model.freeze: patterns must be a list"):
+        AEDModel(tiny_aed_config(tok_dir, freeze="encoder.*"))
