@@ -43,6 +43,7 @@ class CTCModel(ASRModel):
             "chunk",
             "decoding",
             "interctc",
+            "freeze",
         }
     )
 
@@ -69,6 +70,7 @@ class CTCModel(ASRModel):
                 self.conditioning = nn.Linear(self.num_classes, d_model)  # V -> D
         self.lm_cache = {}  # decoding.lm_path -> its LM, read on first use
         self.lexicon_cache = {}  # decoding.lexicon path -> words, read on first use
+        self.frozen = self.freeze_from_config()  # after every module is built
 
     def config_sections(self) -> dict:
         return {

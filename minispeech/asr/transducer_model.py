@@ -35,7 +35,7 @@ JOINT_FIXED = ("encoder_hidden", "pred_hidden", "vocab_size", "num_extra_outputs
 class TransducerModel(ASRModel):
     """RNN-T (`loss.name: rnnt`) or TDT (`loss.name: tdt`, with `durations`)."""
 
-    extra_keys = frozenset({"decoder", "joint", "loss", "decoding", "chunk"})
+    extra_keys = frozenset({"decoder", "joint", "loss", "decoding", "chunk", "freeze"})
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
@@ -67,6 +67,7 @@ class TransducerModel(ASRModel):
             num_extra_outputs=len(self.durations),
             **self.section("joint"),
         )
+        self.frozen = self.freeze_from_config()  # after every module is built
 
     def config_sections(self) -> dict:
         return {

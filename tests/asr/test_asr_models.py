@@ -328,3 +328,16 @@ def test_validation_loss_skips_utterances_too_long_for_a_trellis(cfg):
     with torch.no_grad():
         metrics = model.validation_metrics(model.validation_step(batch))
     assert math.isnan(metrics["val_loss"]) and metrics["val_wer"] >= 0
+
+
+@pytest.mark.parametrize("cls, cfg", [(CTCModel, CTC_CFG), (TransducerModel, RNNT_CFG)])
+def test_freeze_patterns_leave_the_rest_training(cls, cfg):
+    model = cls({**cfg, "freeze": ["encoder.*"]})
+    names = {n for n, _ in model.named_parameters()}
+    encoder = {n for n in names if n.startswith("encoder.")}
+    assert set(model.frozen) == encoder
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == names - encoder and trained
+    assert cls(cfg).frozen == []  # nothing frozen by default
+    with pytest.raises(ConfigError, match=r"model\.freeze: .*\['encodr\.\*'\]"):
+        cls({**cfg, "freeze": ["encodr.*"]})
