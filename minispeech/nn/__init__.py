@@ -4,6 +4,7 @@ from minispeech.nn.attention import MultiHeadAttention, RelPositionMultiHeadAtte
 from minispeech.nn.conformer import ConformerEncoder
 from minispeech.nn.conformer_block import ConformerLayer
 from minispeech.nn.ctc import ctc_loss, ctc_loss_reference
+from minispeech.nn.freeze import freeze
 from minispeech.nn.positional import PositionalEncoding, RelPositionalEncoding
 from minispeech.nn.subsampling import ConvSubsampling
 from minispeech.nn.transformer import (

@@ -3,7 +3,7 @@
 from minispeech.speechlm.adapter import ModalityAdapter
 from minispeech.speechlm.lm import TransformerLM
 from minispeech.speechlm.lm_model import TextLMModel
-from minispeech.speechlm.lora import add_lora, freeze, merge_lora
+from minispeech.speechlm.lora import add_lora, merge_lora
 from minispeech.speechlm.salm_model import SALMModel
 from minispeech.speechlm.tokenizer import ChatTokenizer
 
@@ -14,6 +14,5 @@ __all__ = [
     "TextLMModel",
     "TransformerLM",
     "add_lora",
-    "freeze",
     "merge_lora",
 ]

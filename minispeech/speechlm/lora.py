@@ -25,9 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minispeech.nn.dropout import Dropout
-from minispeech.nn.freeze import freeze, unmatched
-
-__all__ = ["LoRALinear", "add_lora", "freeze", "merge_lora"]
+from minispeech.nn.freeze import unmatched
 
 
 class LoRALinear(nn.Module):

@@ -47,6 +47,7 @@ from minispeech.asr.asr_model import pad_waves
 from minispeech.audio.augment import SpecAugment
 from minispeech.core.config import ConfigError, check_arguments, check_keys
 from minispeech.core.model import SpeechModel, restore_from
+from minispeech.nn.freeze import freeze
 from minispeech.speechlm.adapter import ModalityAdapter
 from minispeech.speechlm.ctc_compress import ctc_compress
 from minispeech.speechlm.dataset import QADataset, collate_qa, format_prompt
@@ -57,7 +58,7 @@ from minispeech.speechlm.lm_model import (
     generation_config,
     next_token_loss,
 )
-from minispeech.speechlm.lora import add_lora, freeze
+from minispeech.speechlm.lora import add_lora
 from minispeech.speechlm.salm_config import (
     check_encoder_width,
     choice,

@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
+from minispeech.nn.freeze import freeze
 from minispeech.speechlm.lm import TransformerLM
-from minispeech.speechlm.lora import LoRALinear, add_lora, freeze, merge_lora
+from minispeech.speechlm.lora import LoRALinear, add_lora, merge_lora
 
 
 class Wrapper(nn.Module):
