@@ -27,7 +27,7 @@ from minispeech.data.manifest import (
     read_manifest,
     read_numbered_manifest,
 )
-from minispeech.speechlm.tokenizer import AUDIO, ChatTokenizer
+from minispeech.speechlm.tokenizer import AUDIO, VOICE_TOKENS, ChatTokenizer
 
 QA_FIELDS = ("audio_filepath", "duration", "prompt", "answer")
 
@@ -40,7 +40,8 @@ def format_prompt(prompt_format: str, question: str) -> str:
 def transcripts(rows: Sequence[dict], manifest=None, voice_word=False) -> dict:
     """audio path -> transcript: the `transcribe` rows' answers, and every row of the
     corpus `manifest` when given. With `voice_word`, the speaker's gender (from the
-    `gender` rows' answers or the manifest's `gender`) goes first: "female call bob";
+    `gender` rows' answers or the manifest's `gender`) goes first as a voice token:
+    "<|female|> call bob";
     a recording whose gender is unknown is left out."""
     known = {
         row["audio_filepath"]: row["answer"]
@@ -61,7 +62,9 @@ def transcripts(rows: Sequence[dict], manifest=None, voice_word=False) -> dict:
     if not voice_word:
         return known
     return {
-        path: f"{gender[path]} {text}" for path, text in known.items() if path in gender
+        path: f"{VOICE_TOKENS.get(gender[path], gender[path])} {text}"
+        for path, text in known.items()
+        if path in gender
     }
 
 

@@ -52,23 +52,56 @@ def encoder_layers(cfg: dict, encoder) -> list[int] | None:
     return [i % (n_layers + 1) for i in layers]
 
 
-def ctc_options(cfg: dict, asr) -> tuple[str, bool]:
+def ctc_options(cfg: dict, asr, soft_tokens: bool = False) -> tuple[str, bool]:
     """`ctc_compress` (a mode of ctc_compress.py) and `ctc_posteriors` (a bool);
-    either needs an ASR model with a CTC head (`head_log_probs`)."""
-    compress = cfg.get("ctc_compress", "none")
+    either needs an ASR model with a CTC head (`head_log_probs`). Soft tokens need
+    the posteriors and default to one frame per recognized piece (drop_blank)."""
+    compress = cfg.get("ctc_compress", "drop_blank" if soft_tokens else "none")
     if compress not in COMPRESS_MODES:
         raise ConfigError(
             f"model.ctc_compress: one of {COMPRESS_MODES}, not {compress!r}"
         )
-    posteriors = cfg.get("ctc_posteriors", False)
+    posteriors = cfg.get("ctc_posteriors", soft_tokens)
     if not isinstance(posteriors, bool):
         raise ConfigError(f"model.ctc_posteriors: true or false, not {posteriors!r}")
+    if soft_tokens and not posteriors:
+        raise ConfigError("model.ctc_posteriors: soft_tokens are made of them")
     if (compress != "none" or posteriors) and not hasattr(asr, "head_log_probs"):
         raise ConfigError(
             "model.ctc_compress / model.ctc_posteriors: need an ASR model file "
             f"with a CTC head; {type(asr).__name__} has none"
         )
     return compress, posteriors
+
+
+def soft_token_temperature(cfg: dict, asr, tokenizer) -> float | None:
+    """`soft_tokens` (soft_tokens.py): absent or false (off), true, or
+    {temperature: tau > 0}; -> tau, or None when off. The ASR model must have a CTC
+    head over the LM's own text pieces (the same SentencePiece model)."""
+    value = cfg.get("soft_tokens", False)
+    if value is False or value is None:
+        return None
+    value = {} if value is True else value
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"model.soft_tokens: true, false or {{temperature: t}}, not {value!r}"
+        )
+    check_keys("model.soft_tokens", value, ("temperature",))
+    tau = value.get("temperature", 1.0)
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or tau <= 0:
+        raise ConfigError(f"model.soft_tokens.temperature: a number > 0, not {tau!r}")
+    proto = getattr(getattr(asr, "tokenizer", None), "model_proto", None)
+    if not hasattr(asr, "head_log_probs") or proto != tokenizer.text.model_proto:
+        raise ConfigError(
+            "model.soft_tokens: needs an ASR model whose CTC head predicts the LM's "
+            "own text pieces; train the LM with model.tokenizer.dir set to the ASR "
+            "model's SentencePiece folder (experiments/tokenizers/tinyspeech_bpe64)"
+        )
+    if cfg.get("adapter", {}).get("reduction", "none") != "none":
+        raise ConfigError(
+            "model.adapter.reduction: none with soft_tokens (one frame a piece)"
+        )
+    return float(tau)
 
 
 def loss_weight(cfg: dict, key: str) -> float:

@@ -30,6 +30,9 @@ averaged; `drop_blank`: blank runs removed too), and `ctc_posteriors: true` appe
 the CTC head's label probabilities to every frame: the adapter then starts from the
 letters the ASR model heard, and the LM reads a sequence about as long as the text.
 
+`soft_tokens` (soft_tokens.py) adds to each compressed frame the LM embedding its CTC
+posteriors expect; the adapter's projection starts at zero and learns a correction.
+
 `transcript_ctc: w` adds w times a CTC loss that reads each adapted frame as LM
 tokens against the recording's transcript (transcript_ctc.py), for the items whose
 recording has a `transcribe` row.
@@ -67,8 +70,10 @@ from minispeech.speechlm.salm_config import (
     lora_settings,
     loss_weight,
     prompt_format,
+    soft_token_temperature,
 )
 from minispeech.speechlm.scoring import qa_metrics, qa_stats
+from minispeech.speechlm.soft_tokens import soft_token_embeddings
 from minispeech.speechlm.tokenizer import AUDIO
 from minispeech.speechlm.transcript_ctc import frames_as_tokens_ctc
 
@@ -88,6 +93,7 @@ MODEL_KEYS = (
     "ctc_posteriors",
     "spec_augment",
     "transcript_ctc",
+    "soft_tokens",
     "generation",
     "train_ds",
     "validation_ds",
@@ -127,7 +133,9 @@ class SALMModel(SpeechModel):
         d_in = self.asr.encoder.d_model
         if self.layer_mix == "concat":
             d_in *= n_states
-        self.compress, self.posteriors = ctc_options(self.cfg, self.asr)
+        self.temperature = soft_token_temperature(self.cfg, self.asr, self.tokenizer)
+        soft = self.soft_tokens = self.temperature is not None
+        self.compress, self.posteriors = ctc_options(self.cfg, self.asr, soft)
         if self.posteriors:
             d_in += self.asr.num_classes  # V with the blank
         self.prompt_format = prompt_format(self.cfg, text_lm.prompt_format)
@@ -144,6 +152,8 @@ class SALMModel(SpeechModel):
             )
         except ValueError as err:
             raise ConfigError(f"model.adapter: {err}") from err
+        for param in self.adapter.projection.parameters() if self.soft_tokens else ():
+            torch.nn.init.zeros_(param)  # the frames start as the soft tokens alone
         self.transcript_ctc = loss_weight(self.cfg, "transcript_ctc")
         self.ctc_blank = None  # (D_lm,) the blank's "embedding" for transcript_ctc
         if self.transcript_ctc:
@@ -180,7 +190,15 @@ class SALMModel(SpeechModel):
             states = enc.unflatten(1, (len(self.encoder_layers), -1))  # (B, L, D, T')
             weights = self.layer_weights.softmax(0)  # (L,)
             enc = torch.einsum("l,bldt->bdt", weights, states)  # (B, D_enc, T')
-        return self.adapter(enc, enc_lens)  # (B, T'', D_lm)
+        frames, lens = self.adapter(enc, enc_lens)  # (B, T'', D_lm)
+        if self.soft_tokens:  # + the expected LM embedding of each frame's piece
+            probs = enc[:, -self.asr.num_classes :].transpose(1, 2)  # (B, J, V + 1)
+            soft = soft_token_embeddings(
+                probs, self.asr.blank, self.lm.embedding.weight
+            )
+            skip = frames.size(1) - soft.size(1)  # the statistics frame, if any
+            frames = torch.cat([frames[:, :skip], frames[:, skip:] + soft], 1)
+        return frames, lens
 
     def run_encoder(self, audio: Tensor, audio_lens: Tensor):
         """The ASR encoder's output (B, D_enc, T'), or with `encoder_layers` its
@@ -210,7 +228,8 @@ class SALMModel(SpeechModel):
             return x.transpose(1, 2), enc_lens  # (B, D', T')
         log_probs = self.asr.head_log_probs(enc)  # (B, T', V)
         if self.posteriors:
-            x = torch.cat([x, log_probs.exp().to(x.dtype)], -1)  # (B, T', D' + V)
+            probs = (log_probs / (self.temperature or 1.0)).softmax(-1)  # (B, T', V)
+            x = torch.cat([x, probs.to(x.dtype)], -1)  # (B, T', D' + V)
         if self.compress != "none":
             labels = log_probs.argmax(-1)  # (B, T')
             x, enc_lens = ctc_compress(

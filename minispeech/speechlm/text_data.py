@@ -13,10 +13,10 @@ machine. The grammar is small enough to say most held-out template sentences aga
 texts of the held-out manifests) are drawn again, so the LM never reads a held-out
 text. The `gender` question cannot be answered from text: its answers are drawn at
 random, which teaches the LM the question and that the text alone does not decide it;
-with `voice_word` the drawn gender is written before the sentence where the audio will
-go ("female send a message to nina"), so the LM learns to read the voice from the audio
-slot too (without it, it learns that nothing there decides the answer, and an adapter
-that carries the voice is never listened to).
+with `voice_word` the drawn gender's voice token is written before the sentence where
+the audio will go ("<|female|> send a message to nina"), so the LM learns to read the
+voice from the audio slot too (without it, it learns that nothing there decides the
+answer, and an adapter that carries the voice is never listened to).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from minispeech.data.corpus_text import free_sentence, sentence
 from minispeech.speechlm.dataset import format_prompt
 from minispeech.speechlm.qa import N_TRAIN_PHRASINGS, PHRASINGS, TRAIN_WEIGHTS, answer
-from minispeech.speechlm.tokenizer import ChatTokenizer
+from minispeech.speechlm.tokenizer import VOICE_TOKENS, ChatTokenizer
 
 FREE_FRACTION = 0.3  # the share of free-word-order sentences in the corpus's train
 
@@ -48,7 +48,7 @@ def synthetic_chat(
     row = {"text": text, "gender": rng.choice(["male", "female"])}
     return {
         "text": text,
-        "heard": f"{row['gender']} {text}" if voice_word else text,
+        "heard": f"{VOICE_TOKENS[row['gender']]} {text}" if voice_word else text,
         "prompt": question,
         "answer": answer(row, kind),
         "question_type": kind,

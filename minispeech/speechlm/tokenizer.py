@@ -4,19 +4,26 @@ A chat turn, as SALM builds it (NeMo speechlm2; Chen et al. 2024, "SALM:
 Speech-augmented Language Model with In-context Learning", arXiv:2310.09424, Sec. 2):
     <|bos|> <|user|> ...prompt with one <|audio|>... <|assistant|> answer <|eos|>
 `<|audio|>` is a placeholder: the model replaces its one embedding by the audio frames.
+`<|female|>` and `<|male|>` are voice tokens: the text stage writes one before the
+transcript where the audio goes, so the LM learns to read the voice from that slot (one
+token whatever the text pieces spell "female" with, so one adapted frame can say it).
 Text ids come first (0 .. V_text-1, <unk> = 0, from `SentencePieceTokenizer`), the
 special tokens after them (V_text ..), so the text model is reused unchanged.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from minispeech.data.tokenizers import SentencePieceTokenizer
 
 AUDIO = "<|audio|>"
+VOICE_TOKENS = {"female": "<|female|>", "male": "<|male|>"}
 SPECIAL_TOKENS = ("<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", AUDIO)
+SPECIAL_TOKENS += tuple(VOICE_TOKENS.values())
+VOICE_PATTERN = re.compile("(" + "|".join(map(re.escape, VOICE_TOKENS.values())) + ")")
 
 
 class ChatTokenizer:
@@ -57,8 +64,15 @@ class ChatTokenizer:
         return self.special[AUDIO]
 
     def encode(self, text: str) -> list[int]:
-        """Plain text -> ids (no special tokens; ValueError on unseen characters)."""
-        return self.text.encode(text) if text.strip() else []
+        """Text -> ids: voice tokens written in it become their ids, the rest text
+        pieces (ValueError on unseen characters)."""
+        ids = []
+        for k, part in enumerate(VOICE_PATTERN.split(text)):
+            if k % 2:  # a voice token
+                ids.append(self.special[part])
+            elif part.strip():
+                ids += self.text.encode(part.strip())
+        return ids
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids -> text, special tokens dropped."""

@@ -49,14 +49,17 @@ def test_voice_word_puts_the_gender_answer_before_the_sentence(tmp_path):
     for chat, without in zip(chats, plain):
         voice, _, rest = chat["heard"].partition(" ")
         assert rest == chat["text"] == without["text"] == without["heard"]
-        assert voice in ("male", "female")
+        assert voice in ("<|male|>", "<|female|>")
         if chat["question_type"] == "gender":  # the slot now decides the answer
-            assert chat["answer"] == voice
+            assert f"<|{chat['answer']}|>" == voice
     texts = [c["heard"] for c in chats]
     tok = ChatTokenizer.train(texts + ["what is the first word"], tmp_path, 80)
     item = SyntheticChats(10, tok, "<|audio|> {question}", voice_word=True)[4]
     heard = tok.encode(chats[4]["heard"])
     assert item["prompt_ids"][2 : 2 + len(heard)] == heard
+    voice = chats[4]["heard"].split()[0]
+    assert heard[0] == tok.token_id(voice)  # one token, whatever the pieces spell
+    assert tok.decode(heard) == chats[4]["text"]  # special tokens are not text
 
 
 def test_transcripts_with_the_voice_word(tmp_path):
@@ -66,13 +69,13 @@ def test_transcripts_with_the_voice_word(tmp_path):
         {"audio_filepath": "b.wav", "question_type": "transcribe", "answer": "no"},
     ]
     assert transcripts(rows) == {"a.wav": "hi bob", "b.wav": "no"}
-    assert transcripts(rows, voice_word=True) == {"a.wav": "female hi bob"}
+    assert transcripts(rows, voice_word=True) == {"a.wav": "<|female|> hi bob"}
     corpus = tmp_path / "corpus.jsonl"
     lines = [{"audio_filepath": "b.wav", "duration": 1.0, "text": "no",
               "gender": "male"}]  # fmt: skip
     corpus.write_text("".join(json.dumps(line) + "\n" for line in lines))
     # the manifest's paths come back resolved against its folder
     assert transcripts(rows, corpus, voice_word=True) == {
-        "a.wav": "female hi bob",
-        str(tmp_path / "b.wav"): "male no",
+        "a.wav": "<|female|> hi bob",
+        str(tmp_path / "b.wav"): "<|male|> no",
     }
