@@ -1,18 +1,19 @@
 # %% [markdown]
 # # 10 · SpeechLM: a small language model that listens
 #
-# **Expected time:** about 6-9 minutes on 2 CPU cores with the default 300 steps per
-# stage (measured: 8.2 min on a slow machine that takes 1.5x longer than the one of
-# an earlier 6.2 min, with a 300-step run of the ASR recipe when the main job's model
-# file is not there). `MINISPEECH_TUTORIAL_STEPS=20` makes it a quick smoke run,
+# **Expected time:** about 7-10 minutes on 2 CPU cores with the default 300 steps per
+# stage (measured: 9.5 min, with a 300-step run of the ASR recipe when the main job's
+# model file is not there; the LM now writes up to 64 word pieces an answer, where the
+# earlier version of this tutorial wrote 24 of its own and took 8.2 min on a slow
+# machine). `MINISPEECH_TUTORIAL_STEPS=20` makes it a quick smoke run,
 # as the test suite does. **Result:** a SALM-style model built in two stages: a chat
 # language model trained on text, then a modality adapter that turns the frozen ASR
 # encoder's frames into vectors the LM reads in place of an `<|audio|>` placeholder.
 # You see the prompt, the spliced embedding sequence and its mask, answers to several
 # questions about one recording, and the silence ablation that shows whether the
 # answers come from the audio. The full recipes (`configs/speechlm/lm_tiny.yaml`,
-# `salm_tiny.yaml`) train longer and answer better (README: 73.6% against the
-# majority's 46.5%; this short run: 47.6% against 45.2% on its sample, 39.3% with
+# `salm_tiny.yaml`) train longer and answer better (README: 78.0% against the
+# majority's 46.5%; this short run: 48.8% against 45.2% on its sample, 36.9% with
 # silence).
 #
 # Run: `python tutorials/10_speechlm.py [OUT_DIR]`.
@@ -52,22 +53,31 @@ print("ASR model:", asr_path)
 # The question-answer chats of `data/tinyspeech_qa` with each recording's transcript
 # where the audio will go: the LM learns the questions and how an answer follows from
 # the words. Its validation answers dev questions from the transcripts: the accuracy
-# a perfect adapter would allow.
+# a perfect adapter would allow. The LM writes in the ASR model's own word pieces (its
+# SentencePiece model, taken from the model file), so in stage 2 the encoder's CTC
+# posteriors over those pieces can be handed to it as "soft tokens".
 
 # %%
+asr_pieces = OUT / "experiments" / "asr_pieces"
+restore_from(asr_path).tokenizer.save(asr_pieces)
 lm_cfg = short_recipe("configs/speechlm/lm_tiny.yaml", "tut_lm", STEPS, OUT)
+lm_cfg["model"]["tokenizer"]["dir"] = str(asr_pieces)
 lm_path = train(lm_cfg)
 
 # %% [markdown]
 # ## 3. Stage 2: the adapter
 # The ASR encoder and the LM are frozen (`freeze: ["asr.*", "lm.*"]`); the adapter
-# (frames stacked in pairs, a 2-layer Conformer, a projection to the LM width) and LoRA
-# on the LM's attention are all that trains. The adapter reads the encoder's output
-# and its first layer's input (a CTC encoder forgets the voice on its way up), and
-# puts one "voice" frame first: the recording's mean and standard deviation mapped to
-# an expected LM word, which the LM learned to read for "is the speaker male or
-# female" (in stage 1 the gender word stood before the transcript). Besides the
-# answers' loss, half a CTC loss reads each frame as LM tokens against the transcript.
+# (a 2-layer Conformer and a projection to the LM width) and LoRA on the LM's
+# attention are all that trains. The encoder's frames are first compressed to one per
+# word piece its CTC head hears (blank runs dropped), and each starts as a soft token:
+# the LM embeddings of the pieces weighted by the CTC posteriors (LegoSLM), so the LM
+# reads something like text from the first step; the adapter, whose projection starts
+# at zero, adds a learned correction from the encoder's output and its first layer's
+# input (a CTC encoder forgets the voice on its way up). One "voice" frame goes first:
+# the recording's mean and standard deviation mapped to an expected LM token, which the
+# LM learned to read for "is the speaker male or female" (in stage 1 a voice token,
+# `<|female|>` or `<|male|>`, stood before the transcript). Besides the answers' loss,
+# half a CTC loss reads each frame as LM tokens against the transcript.
 
 # %%
 salm_cfg = short_recipe("configs/speechlm/salm_tiny.yaml", "tut_salm", STEPS, OUT)
