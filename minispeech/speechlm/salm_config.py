@@ -66,6 +66,16 @@ def ctc_options(cfg: dict, asr, soft_tokens: bool = False) -> tuple[str, bool]:
         raise ConfigError(f"model.ctc_posteriors: true or false, not {posteriors!r}")
     if soft_tokens and not posteriors:
         raise ConfigError("model.ctc_posteriors: soft_tokens are made of them")
+    if (
+        posteriors
+        and cfg.get("encoder_layers")
+        and cfg.get("encoder_layer_mix") == "weighted"
+    ):
+        raise ConfigError(
+            "model.encoder_layer_mix: weighted averages hidden states of one width; "
+            "with ctc_posteriors (or soft_tokens) the frames also carry the "
+            "posteriors, so use concat"
+        )
     if (compress != "none" or posteriors) and not hasattr(asr, "head_log_probs"):
         raise ConfigError(
             "model.ctc_compress / model.ctc_posteriors: need an ASR model file "

@@ -506,6 +506,14 @@ def test_ctc_compression_feeds_one_frame_per_recognized_label(files):
     [
         ({"ctc_compress": "mean"}, "model.ctc_compress: one of"),
         ({"ctc_posteriors": "yes"}, "model.ctc_posteriors: true or false"),
+        (
+            {
+                "ctc_posteriors": True,
+                "encoder_layers": [0, -1],
+                "encoder_layer_mix": "weighted",
+            },
+            "model.encoder_layer_mix: weighted averages",
+        ),
     ],
 )
 def test_bad_ctc_options_are_named(files, changes, match):
