@@ -36,7 +36,8 @@ def short_recipe(config: str, name: str, steps: int, out: Path) -> dict:
     """The recipe `config` (a path under the repository) shortened for a tutorial:
     `steps` training steps, one validation at the end on the first two batches
     (the tutorials score the dev set themselves), a warm-up of at most a quarter of
-    the run, no audio cache (it pays off over a long run only), and the run `name`
+    the run, no audio cache (it pays off over a long run only), no speaker LDA
+    backend (fitting it embeds every training utterance twice), and the run `name`
     under out/experiments."""
     from minispeech.core.config import load_recipe
 
@@ -49,6 +50,7 @@ def short_recipe(config: str, name: str, steps: int, out: Path) -> dict:
         limit_val_batches=2,
     )
     cfg["model"]["train_ds"]["cache_audio"] = False
+    cfg["model"].pop("backend", None)
     cfg["model"]["optim"]["sched"]["warmup_steps"] = min(100, steps // 4)
     cfg["exp_manager"]["name"] = name
     return cfg

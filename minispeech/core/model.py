@@ -112,6 +112,10 @@ class SpeechModel(nn.Module):
             if k != "count" and not isinstance(v, list)
         }
 
+    def on_train_end(self) -> None:
+        """Called once after the last step, before the model file is written (on
+        the main process): a place to fit what is not learned by gradient steps."""
+
     # ------------------------------------------------------------ data (subclass)
 
     def build_dataset(self, ds_cfg: dict) -> torch.utils.data.Dataset:

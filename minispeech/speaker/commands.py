@@ -9,6 +9,8 @@
 MODEL is a SpeakerModel file (`minispeech train configs/speaker/...`) or a NeMo
 EncDecSpeakerLabelModel `.nemo` (TitaNet, ECAPA), imported. Scores are NeMo's
 (cos(e1, e2) + 1) / 2 in [0, 1]; a pair is "same speaker" when score >= threshold.
+A model with a fitted LDA backend (`model.backend`, backend.py) is scored in that
+backend's space; `embed` writes the network's own embeddings (NeMo's).
 
 Trials are VoxCeleb1's `label enrollment test` lines (label 1 = same speaker); their
 paths are relative to `--root` (default: the trials file's folder) unless absolute,
@@ -179,8 +181,8 @@ def verify_verb(argv: list[str]) -> int:
     for path in args.audio:
         check_audio(path)
     model = load_speaker_model(args.model, args.device)
-    embs = [model.get_embedding(path) for path in args.audio]  # 2 x (E,)
-    score = model.similarity(*embs)
+    embs = model.scoring_space(model.get_embeddings(args.audio, batch_size=1))
+    score = model.similarity(embs[0], embs[1])  # through the backend, if fitted
     same = score >= args.threshold
     decision = "same speaker" if same else "different speakers"
     sign = ">=" if same else "<"
@@ -240,6 +242,7 @@ def verify_trials(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     rows = [{"audio_filepath": path} for path in files]
     embs = embed_rows(model, rows, args.batch_size)  # (N_files, E)
+    embs = model.scoring_space(embs)  # the LDA backend's space, if fitted
     # 2) NeMo's score of each trial
     scores = [model.similarity(embs[files[a]], embs[files[b]]) for _, a, b, _ in trials]
     seconds = time.perf_counter() - start

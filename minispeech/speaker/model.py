@@ -13,6 +13,8 @@ cosine similarity): two utterances' embeddings get NeMo's score
 (cos(e1, e2) + 1) / 2 and the trial is accepted when score >= threshold. Validation
 scores every pair of the validation set's utterances (same speaker = target trial)
 for an EER, beside the classification loss and accuracy on the known speakers.
+With a `backend` section, an LDA backend is fitted on the training utterances (clean
+and noisy) after the last step, and every score is taken in its space (backend.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from minispeech.core.model import SpeechModel
 from minispeech.data import read_manifest
 from minispeech.data.datasets import DATASET_KEYS
 from minispeech.metrics.eer import eer, min_dcf
+from minispeech.speaker.backend import LDABackend, backend_section, fit_backend
 from minispeech.speaker.dataset import (
     SpeakerDataset,
     collate_speaker,
@@ -55,6 +58,7 @@ MODEL_KEYS = (
     "validation_ds",
     "test_ds",
     "optim",
+    "backend",
 )
 
 
@@ -80,6 +84,13 @@ class SpeakerModel(SpeechModel):
             angular=self.loss.angular,  # NeMo: `angular` in the loss name
             **self.section("decoder"),
         )
+        self.backend_cfg = self.backend = None  # the LDA backend (backend.py)
+        if self.cfg.get("backend") is not None:
+            emb_dim = self.decoder.emb_layers[-1][1].out_channels
+            self.backend_cfg = backend_section(
+                self.cfg["backend"], emb_dim, len(self.labels)
+            )
+            self.backend = LDABackend(emb_dim, self.backend_cfg["lda_dim"])
 
     # ------------------------------------------------------------ config
     def encoder_class(self):
@@ -195,7 +206,8 @@ class SpeakerModel(SpeechModel):
         (p_target 0.01) over all pairs; val_id_acc: leave-one-out closed-set
         identification among the set's own speakers."""
         count = stats.get("count", 0)
-        scores, targets = pair_trials(stats["embeddings"], stats["speakers"])
+        embs = self.scoring_space(torch.tensor(stats["embeddings"]))  # (N, E')
+        scores, targets = pair_trials(embs, stats["speakers"])
         both = 0 < int(targets.sum()) < len(targets)
         return {
             "val_loss": stats["loss_sum"] / count if count else math.nan,
@@ -204,9 +216,7 @@ class SpeakerModel(SpeechModel):
             "val_min_dcf": min_dcf(scores, targets, p_target=0.01)
             if both
             else math.nan,
-            "val_id_acc": leave_one_out_identification(
-                stats["embeddings"], stats["speakers"]
-            ),
+            "val_id_acc": leave_one_out_identification(embs, stats["speakers"]),
         }
 
     # ------------------------------------------------------------ data
@@ -251,6 +261,21 @@ class SpeakerModel(SpeechModel):
         self.train(was_training)
         return torch.cat(out)  # (N, E)
 
+    def scoring_space(self, embs: Tensor) -> Tensor:
+        """Embeddings (N, E) as verification and identification score them: through
+        the fitted LDA backend (N, lda_dim) when the model has one, else as they are."""
+        if self.backend is None or not bool(self.backend.fitted):
+            return embs
+        return self.backend(embs.to(self.backend.mean.device)).cpu()
+
+    def on_train_end(self) -> None:
+        """Fit the LDA backend (model.backend) on the training manifest."""
+        if self.backend is not None:
+            manifest = self.backend_cfg.get("manifest_filepath") or self.section(
+                "train_ds"
+            ).get("manifest_filepath")
+            fit_backend(self, self.backend_cfg, manifest)
+
     def get_embedding(self, path_or_wave) -> Tensor:
         """The embedding (E,) of one file or waveform (S,), computed alone."""
         return self.get_embeddings([path_or_wave], batch_size=1)[0]
@@ -264,17 +289,17 @@ class SpeakerModel(SpeechModel):
 
     def verify_speakers(self, a, b, threshold: float = 0.7) -> bool:
         """Same speaker? Files or waveforms a, b; score >= threshold (NeMo's rule)."""
-        score = self.similarity(self.get_embedding(a), self.get_embedding(b))
-        return score >= threshold
+        embs = self.scoring_space(self.get_embeddings([a, b], batch_size=1))
+        return self.similarity(embs[0], embs[1]) >= threshold
 
     def enroll(self, rows) -> dict:
-        """Closed-set enrolment: {speaker: mean L2-normalised embedding (E,)} from
-        manifest rows (or a manifest path) with `audio_filepath` and `speaker`
-        (a row with `offset` and `duration`: that segment)."""
+        """Closed-set enrolment: {speaker: mean L2-normalised embedding (E',) in the
+        scoring space} from manifest rows (or a manifest path) with `audio_filepath`
+        and `speaker` (a row with `offset` and `duration`: that segment)."""
         if isinstance(rows, (str, Path)):
             rows = read_manifest(rows)
         inputs = [row_input(row, self.sample_rate) for row in rows]
-        embs = self.get_embeddings(inputs)  # (N, E)
+        embs = self.scoring_space(self.get_embeddings(inputs))  # (N, E')
         embs = torch.nn.functional.normalize(embs, dim=1)
         names = [str(row_speaker(row)) for row in rows]
         return {
@@ -284,7 +309,7 @@ class SpeakerModel(SpeechModel):
 
     def identify(self, path_or_wave, enrolled: dict) -> tuple[str, float]:
         """The enrolled speaker with the highest score, and that score."""
-        emb = self.get_embedding(path_or_wave)
+        emb = self.scoring_space(self.get_embedding(path_or_wave)[None])[0]
         scores = {name: self.similarity(emb, e) for name, e in enrolled.items()}
         best = max(scores, key=scores.get)
         return best, scores[best]

@@ -140,6 +140,8 @@ def fit(cfg, opts: TrainerOptions, exp: ExpOptions, env, trust_targets: bool) ->
     state.micro_batch = 0  # a partial accumulation window at the very end is dropped
     state.reset_window()
     ckpt.save_last(state, parts)
+    if env.is_main:
+        model.on_train_end()
     return ckpt.export(model, run_dir / f"{exp.name}.nemo")
 
 

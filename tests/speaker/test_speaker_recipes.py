@@ -56,6 +56,7 @@ def test_recipe_smoke_run_exports_a_model_that_restores(path, tmp_path):
         data / "dev.jsonl", tmp_path / "dev8.jsonl"
     )
     model_cfg["optim"]["sched"]["warmup_steps"] = 1
+    model_cfg["backend"]["lda_dim"] = 1  # 2 speakers here: LDA keeps at most 1
     torch.manual_seed(0)
     exported = train(cfg)
     (tmp_path / "train8.jsonl").unlink()  # the model file holds the speaker list
@@ -63,6 +64,8 @@ def test_recipe_smoke_run_exports_a_model_that_restores(path, tmp_path):
     assert isinstance(model, SpeakerModel) and len(model.labels) == 2
     wave = 0.1 * torch.randn(16000)  # (S,)
     assert model.get_embedding(wave).shape == (128,)
+    assert bool(model.backend.fitted)  # fitted after the last step, kept in the file
+    assert model.scoring_space(model.get_embedding(wave)[None]).shape == (1, 1)
     metrics = [json.loads(x) for x in open(exported.parent / "metrics.jsonl")]
     assert any("val_eer" in record for record in metrics)
 
@@ -72,7 +75,8 @@ def test_a_training_batch_of_one_utterance_uses_running_batch_norm_stats(name):
     """A bucketing sampler can close a batch at one utterance; a pooled (1, C)
     vector has no batch statistics, so the BatchNorm layers use running ones."""
     cfg = load_recipe(REPO / f"configs/speaker/{name}.yaml", REPO, "unused")
-    model = SpeakerModel({**cfg["model"], "labels": ["ann", "bob"]}).train()
+    two = {**cfg["model"], "labels": ["ann", "bob"], "backend": None}  # no LDA
+    model = SpeakerModel(two).train()
     batch = model.collate(
         [{"audio": torch.randn(8000), "label": 1, "speaker": "bob", "id": "u0"}]
     )
@@ -89,6 +93,7 @@ def test_recipe_meets_its_test_and_far_floors(name, tmp_path):
     for split, floor in zip(("test", "far"), FLOORS[name]):
         rows = read_manifest(REPO / f"data/tinyspeech/{split}.jsonl")
         embs = model.get_embeddings([row["audio_filepath"] for row in rows], 16)
+        embs = model.scoring_space(embs)  # the recipe's LDA backend
         score = eer(*pair_trials(embs, [row["speaker"] for row in rows]))
         print(f"{name}: {split} EER over all pairs {100 * score:.2f}%")
         assert score <= floor, (split, score)

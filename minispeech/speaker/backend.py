@@ -1,0 +1,144 @@
+"""A multi-condition LDA backend: the space in which a SpeakerModel scores embeddings.
+
+Linear discriminant analysis (Fisher 1936), as the i-vector and x-vector systems put it
+between the network and the cosine score (Dehak et al. 2011, IEEE TASLP 19(4), Sec.
+III-B; Snyder et al. 2018, ICASSP, Sec. 3.3). On N training embeddings x_n of K known
+speakers, L2-normalised and centred on their mean mu:
+
+    S_w = 1/N sum_k sum_{n in k} (x_n - m_k)(x_n - m_k)^T     within speakers
+    S_b = 1/K sum_k m_k m_k^T                                  between speakers
+    S_w <- S_w + s tr(S_w) / E I                               shrinkage s, E = dims
+
+and the projection P (E, d) keeps the d leading solutions of S_b v = lambda S_w v,
+scaled so that P^T S_w P = I (P = S_w^-1/2 V_d, V_d the leading eigenvectors of
+S_w^-1/2 S_b S_w^-1/2). An embedding is scored as (x / |x| - mu) P, by cosine.
+
+Multi-condition: S_w is estimated over each training utterance as recorded and again
+mixed with noise (the `augmentor` of the backend section), so the directions along
+which noise moves an embedding count as within-speaker variation and are scaled down:
+this is what makes the backend a noise-robustness tool (the "multi-condition
+training" of PLDA backends, e.g. Garcia-Romero et al. 2012, Odyssey). The network's
+own embeddings (`get_embeddings`, NeMo's) are unchanged; verification, identification
+and the EER of `evaluate` use the backend once it is fitted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from minispeech.audio import AudioAugmentor
+from minispeech.core.config import ConfigError, check_keys
+from minispeech.speaker.dataset import SpeakerDataset
+
+BACKEND_KEYS = ("lda_dim", "shrink", "noisy_copies", "augmentor", "manifest_filepath")
+DEFAULT_AUGMENTOR = {  # the noisy copies: white, pink or babble at 10-20 dB SNR
+    "noise_snr_db": [10.0, 20.0],
+    "noise_kinds": ["white", "pink", "babble"],
+    "babble_speakers": 4,
+    "prob": 1.0,
+}
+
+
+def fit_lda(
+    embeddings, speakers, dim: int, shrink: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """The backend of N embeddings (N, E) with their speaker names: the mean mu (E,)
+    of the L2-normalised embeddings and the projection P (E, dim) (module docstring),
+    in float64."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)  # (N, E)
+    names = sorted(set(speakers))
+    if len(names) < 2 or not 1 <= dim <= min(x.shape[1], len(names) - 1):
+        raise ValueError(
+            f"LDA to {dim} dimensions needs 1 <= dim <= min(E={x.shape[1]}, "
+            f"speakers - 1 = {len(names) - 1})"
+        )
+    mu = x.mean(0)  # (E,)
+    x = x - mu
+    spk = np.array([names.index(name) for name in speakers])  # (N,)
+    means = np.stack([x[spk == k].mean(0) for k in range(len(names))])  # (K, E)
+    within = x - means[spk]  # (N, E)
+    s_w = within.T @ within / len(x)  # (E, E)
+    s_b = means.T @ means / len(names)  # (E, E)
+    s_w += shrink * np.trace(s_w) / len(s_w) * np.eye(len(s_w))
+    values, vectors = np.linalg.eigh(s_w)
+    w_half = vectors @ np.diag(values**-0.5) @ vectors.T  # S_w^-1/2, symmetric
+    _, b_vectors = np.linalg.eigh(w_half @ s_b @ w_half)  # ascending eigenvalues
+    return mu, w_half @ b_vectors[:, ::-1][:, :dim]  # (E,), (E, dim)
+
+
+class LDABackend(nn.Module):
+    """The fitted backend as buffers (kept in the model file): `forward` maps
+    embeddings (N, E) to the scoring space (N, dim); unfitted, it L2-normalises."""
+
+    def __init__(self, emb_dim: int, lda_dim: int = 32):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(emb_dim))
+        self.register_buffer("projection", torch.eye(emb_dim)[:, :lda_dim])
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def set(self, mean: np.ndarray, projection: np.ndarray) -> None:
+        self.mean.copy_(torch.as_tensor(mean))
+        self.projection.copy_(torch.as_tensor(projection))
+        self.fitted.fill_(True)
+
+    def forward(self, embs: Tensor) -> Tensor:
+        x = nn.functional.normalize(embs.double(), dim=-1)  # (N, E)
+        if not bool(self.fitted):
+            return x
+        return (x - self.mean.double()) @ self.projection.double()  # (N, dim)
+
+
+def backend_section(cfg, emb_dim: int, n_speakers: int) -> dict:
+    """`model.backend` checked by field, with its defaults filled in."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("model.backend: a section (lda_dim, shrink, ...) or absent")
+    check_keys("model.backend", cfg, BACKEND_KEYS)
+    out = {"lda_dim": 32, "shrink": 0.1, "noisy_copies": 1, **cfg}
+    out["augmentor"] = {**DEFAULT_AUGMENTOR, **(cfg.get("augmentor") or {})}
+    dim, top = out["lda_dim"], min(emb_dim, n_speakers - 1)
+    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= top:
+        raise ConfigError(
+            f"model.backend.lda_dim: an integer from 1 to {top} (the embedding size "
+            f"{emb_dim} and the speakers - 1, {n_speakers - 1}), got {dim!r}"
+        )
+    for key, low in (("shrink", 0.0), ("noisy_copies", 0)):
+        value = out[key]
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or value < low
+        ):
+            raise ConfigError(f"model.backend.{key}: a number >= {low}, got {value!r}")
+    if not isinstance(out["noisy_copies"], int):
+        raise ConfigError(
+            f"model.backend.noisy_copies: an integer, got {out['noisy_copies']!r}"
+        )
+    return out
+
+
+def fit_backend(model, cfg: dict, manifest, seed: int = 0) -> None:
+    """Fit `model.backend` on the embeddings of `manifest`'s utterances, as
+    recorded and `noisy_copies` times through the backend's augmentor (drawn from
+    torch's generator seeded by `seed`; the caller's generator is left as it was)."""
+    dataset = SpeakerDataset(
+        manifest, model.labels, sample_rate=model.sample_rate, cache_audio=True
+    )
+    waves = [dataset[i]["audio"] for i in range(len(dataset))]  # [(S_i,)]
+    embs = [model.get_embeddings(waves, batch_size=16)]  # [(N, E)]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for _ in range(cfg["noisy_copies"]):
+            augmentor = AudioAugmentor(
+                sample_rate=model.sample_rate, **cfg["augmentor"]
+            )
+            augmentor.babble_source = dataset.audio.random_waves  # other utterances
+            noisy = [augmentor(wave) for wave in waves]
+            embs.append(model.get_embeddings(noisy, batch_size=16))
+    speakers = dataset.speakers * len(embs)
+    mean, projection = fit_lda(
+        torch.cat(embs).numpy(), speakers, cfg["lda_dim"], cfg["shrink"]
+    )
+    model.backend.set(mean, projection)
