@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from minispeech.audio import AudioAugmentor
-from minispeech.core.config import ConfigError, check_keys
+from minispeech.core.config import ConfigError, check_arguments, check_keys
 from minispeech.speaker.dataset import SpeakerDataset
 
 BACKEND_KEYS = ("lda_dim", "shrink", "noisy_copies", "augmentor", "manifest_filepath")
@@ -104,18 +104,18 @@ def backend_section(cfg, emb_dim: int, n_speakers: int) -> dict:
             f"model.backend.lda_dim: an integer from 1 to {top} (the embedding size "
             f"{emb_dim} and the speakers - 1, {n_speakers - 1}), got {dim!r}"
         )
-    for key, low in (("shrink", 0.0), ("noisy_copies", 0)):
+    for key, kind in (("shrink", (int, float)), ("noisy_copies", int)):
         value = out[key]
-        if (
-            not isinstance(value, (int, float))
-            or isinstance(value, bool)
-            or value < low
-        ):
-            raise ConfigError(f"model.backend.{key}: a number >= {low}, got {value!r}")
-    if not isinstance(out["noisy_copies"], int):
-        raise ConfigError(
-            f"model.backend.noisy_copies: an integer, got {out['noisy_copies']!r}"
-        )
+        if not isinstance(value, kind) or isinstance(value, bool) or value < 0:
+            noun = "an integer" if kind is int else "a number"
+            raise ConfigError(f"model.backend.{key}: {noun} >= 0, got {value!r}")
+    # the noisy copies' augmentor is built after training: check it now
+    where = "model.backend.augmentor"
+    check_arguments(AudioAugmentor, out["augmentor"], where, ("sample_rate",), "key")
+    try:
+        AudioAugmentor(**out["augmentor"])
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
     return out
 
 

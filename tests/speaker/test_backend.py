@@ -119,6 +119,11 @@ def test_model_fits_its_backend_after_training_and_keeps_it(tmp_path):
         ({"lda_dim": 2, "shrink": -0.1}, "model.backend.shrink"),
         ({"lda_dim": 2, "noisy_copies": 1.5}, "model.backend.noisy_copies"),
         ({"lda_dims": 2}, "lda_dims"),
+        ({"lda_dim": 2, "augmentor": {"snr_db": [0, 9]}}, "model.backend.augmentor"),
+        (
+            {"lda_dim": 2, "augmentor": {"noise_snr_db": [20, 10]}},
+            "model.backend.augmentor",
+        ),
         ([2], "model.backend"),
     ],
 )
