@@ -22,6 +22,7 @@ _EXPORTS = {
     "mel_filterbank": "minispeech.audio",
     "MelSpectrogram": "minispeech.audio",
     "SpecAugment": "minispeech.audio",
+    "yin": "minispeech.audio",
     # data
     "ManifestError": "minispeech.data",
     "read_manifest": "minispeech.data",
@@ -101,7 +102,6 @@ _EXPORTS = {
     "Synthesizer": "minispeech.tts",
     "griffin_lim": "minispeech.tts",
     "mas": "minispeech.tts",
-    "yin": "minispeech.tts",
     "mcd": "minispeech.metrics",
 }
 

@@ -1,4 +1,4 @@
-"""Audio: file I/O, resampling, STFT, mel features and SpecAugment."""
+"""Audio: file I/O, resampling, STFT, mel features, SpecAugment and pitch (YIN)."""
 
 from minispeech.audio.augment import SpecAugment
 from minispeech.audio.features import MelSpectrogram
@@ -19,5 +19,6 @@ from minispeech.audio.perturb import (
     speed_perturb,
     time_stretch,
 )
+from minispeech.audio.pitch import yin
 from minispeech.audio.resample import resample
 from minispeech.audio.stft import get_window, istft, stft

@@ -1,4 +1,7 @@
-"""Text-to-speech: tokenizer, FastPitch with a learned aligner, pitch, vocoders."""
+"""Text-to-speech: tokenizer, FastPitch with a learned aligner, vocoders.
+
+Pitch tracking (YIN) lives in `minispeech.audio`, shared with the speaker task.
+"""
 
 from minispeech.tts.aligner import (
     BetaBinomialInterpolator,
@@ -17,6 +20,5 @@ from minispeech.tts.griffin_lim import (
 )
 from minispeech.tts.hifigan_model import HifiGanModel
 from minispeech.tts.mas import mas, mas_reference
-from minispeech.tts.pitch import yin
 from minispeech.tts.synthesis import Synthesis, Synthesizer
 from minispeech.tts.tokenizer import EnglishCharsTokenizer, TokenizerError

@@ -6,7 +6,7 @@ One manifest row per utterance (`audio_filepath`, `text`, `duration`, optional
     manifest:line before any work starts),
   - the waveform (decoded once and, unless `cache_audio: false`, kept in memory:
     the TTS voice is 17 minutes, 63 MB),
-  - the frame-level pitch from YIN (minispeech/tts/pitch.py) with the model's hop and
+  - the frame-level pitch from YIN (minispeech/audio/pitch.py) with the model's hop and
     threshold 0.15 (the paper's 0.1 calls only 46% of the TTS voice's frames
     voiced, pyin about 80%), one value per mel frame (T = S // hop + 1, the frames
     the centred STFT gives), then
@@ -26,10 +26,10 @@ from collections.abc import Sequence
 
 import torch
 
+from minispeech.audio.pitch import yin
 from minispeech.data import AudioTextDataset
 from minispeech.data.datasets import DATASET_KEYS
 from minispeech.tts.aligner import beta_binomial_prior
-from minispeech.tts.pitch import yin
 
 # a train_ds / validation_ds / test_ds section: the generic keys but augmentation
 # (pitch is computed once, from the clean audio) and the TTS ones

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from minispeech.audio.pitch import yin
 from minispeech.data import ManifestError
 from minispeech.tts.dataset import (
     TTSDataset,
@@ -14,7 +15,6 @@ from minispeech.tts.dataset import (
     collate_tts,
     normalize_pitch,
 )
-from minispeech.tts.pitch import yin
 from minispeech.tts.tokenizer import EnglishCharsTokenizer
 
 REPO = Path(__file__).resolve().parents[2]

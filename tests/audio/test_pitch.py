@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from minispeech.audio import load_audio
-from minispeech.data.manifest import read_manifest
-from minispeech.tts.pitch import (
+from minispeech.audio.pitch import (
     cumulative_mean_normalized_difference,
     difference_function,
     frame_signal,
@@ -20,6 +19,7 @@ from minispeech.tts.pitch import (
     pitch_statistics,
     yin,
 )
+from minispeech.data.manifest import read_manifest
 
 
 def reference_difference(frame: list[float], window: int, n_lags: int) -> list[float]:
