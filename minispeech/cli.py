@@ -11,6 +11,7 @@
     minispeech verify MODEL A B [--threshold 0.7] | MODEL --trials T [--out SCORES]
     minispeech identify MODEL --enroll ENROLL.jsonl AUDIO...
     minispeech corpus trials MANIFEST --out TRIALS.txt [--n N] [--seed S]
+    minispeech corpus far-like MANIFEST --out DIR [--per-speaker N] [--seed S]
     minispeech diarize SPEAKER_MODEL AUDIO... --out DIR [--num-speakers N] [--vad V]
     minispeech der --ref REF.rttm... --hyp HYP.rttm... [--collar 0.25]
     minispeech corpus conversations MANIFEST --out DIR [--n 12] [--seed S]
@@ -210,7 +211,8 @@ def manifest_verb(argv: list[str]) -> int:
 def corpus_verb(argv: list[str]) -> int:
     """`corpus build` (`python -m minispeech.data.corpus`; `--out` defaults to
     data/tinyspeech) and the derived sets a task owns (`corpus noisy`, `corpus
-    trials`, `corpus conversations`, `corpus reordered`, `corpus qa`)."""
+    trials`, `corpus far-like`, `corpus conversations`, `corpus reordered`, `corpus
+    qa`)."""
     action = argv[0] if argv else None
     if action == "noisy":
         from minispeech.enhancement.commands import noisy_verb
@@ -220,6 +222,10 @@ def corpus_verb(argv: list[str]) -> int:
         from minispeech.speaker.commands import trials_verb
 
         return trials_verb(argv[1:])
+    if action == "far-like":
+        from minispeech.speaker.commands import far_like_verb
+
+        return far_like_verb(argv[1:])
     if action == "conversations":
         from minispeech.diarization.commands import conversations_verb
 
@@ -235,8 +241,8 @@ def corpus_verb(argv: list[str]) -> int:
     if action not in ("build", "-h", "--help"):
         what = f"unknown action {action!r}" if action else "no action given"
         raise CommandError(
-            f"{what}; use build, noisy, trials, conversations, reordered or qa "
-            "(see minispeech --help)"
+            f"{what}; use build, noisy, trials, far-like, conversations, reordered "
+            "or qa (see minispeech --help)"
         )
     if action == "build" and "--out" not in argv and not {"-h", "--help"} & set(argv):
         argv = [*argv, "--out", "data/tinyspeech"]

@@ -33,7 +33,7 @@ from minispeech import read_manifest, train
 from minispeech.core.model import restore_from
 from minispeech.metrics import eer, min_dcf
 from minispeech.metrics.eer import roc_points
-from minispeech.speaker.model import leave_one_out_identification, pair_trials
+from minispeech.speaker.scoring import leave_one_out_identification, pair_trials
 
 torch.manual_seed(0)
 OUT = output_dir()  # the first argument, $MINISPEECH_TUTORIAL_OUT or tutorials/out

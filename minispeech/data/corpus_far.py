@@ -8,8 +8,13 @@ over utterances: clean, clean, clean, white 10, white 20, pink 10, pink 20, babb
 babble 20 (shifted by the speaker's index so every speaker gets every condition). If
 speech plus noise would clip, both are scaled down together (the SNR is unchanged).
 Noise is drawn from a generator seeded by the seed and the utterance id: reproducible.
+
+`far_like_plan` makes a set of the same make for tuning on dev data only: dev's
+own unseen variants (never trained on, never in test or far) at far's extreme
+pitches and rates, reading dev sentences, mixed by `write_far` with far's conditions.
 """
 
+import random
 import zlib
 from pathlib import Path
 
@@ -17,6 +22,7 @@ import numpy as np
 
 from minispeech.audio.noise import babble_noise, pink_noise, scale_to_snr, white_noise
 from minispeech.data.corpus_audio import manifest_row, write_opus
+from minispeech.data.corpus_speakers import DEV_UNSEEN, FEMALE, Speaker
 
 CONDITIONS = (
     ("clean", None), ("clean", None), ("clean", None),
@@ -68,3 +74,26 @@ def write_far(
         words = row.pop("words")
         rows.append({**row, "noise": noise, "snr_db": snr, "words": words})
     return rows
+
+
+def far_like_plan(texts: list[str], per_speaker: int, seed: int) -> list[tuple]:
+    """(speaker, utterance id, text, kind) of a far-like dev set: each of dev's
+    unseen variants at pitch 12 and 88, one slow (120-130 wpm) and one fast
+    (220-240), accents en-GB-x-rp and en-US, ids f901/m901 up (no corpus id)."""
+    rng = random.Random(f"far-like-{seed}")
+    plan, counts = [], {"f": 900, "m": 900}
+    for k, variant in enumerate(DEV_UNSEEN):
+        for j, pitch in enumerate((12, 88)):
+            prefix = "f" if variant in FEMALE else "m"
+            counts[prefix] += 1
+            slow = (k // 2 + j) % 2 == 0
+            rate = rng.randrange(120, 131, 5) if slow else rng.randrange(220, 241, 5)
+            accent = ("en-GB-x-rp", "en-US")[(k + j) % 2]
+            pitch_range = rng.randrange(20, 81, 5)
+            speaker = Speaker(
+                f"{prefix}{counts[prefix]}", "far", variant, pitch, pitch_range, rate,
+                accent,
+            )  # fmt: skip
+            for u, text in enumerate(rng.sample(texts, per_speaker)):
+                plan.append((speaker, f"{speaker.id}_{u:03d}", text, "template"))
+    return plan

@@ -20,6 +20,10 @@ this is what makes the backend a noise-robustness tool (the "multi-condition
 training" of PLDA backends, e.g. Garcia-Romero et al. 2012, Odyssey). The network's
 own embeddings (`get_embeddings`, NeMo's) are unchanged; verification, identification
 and the EER of `evaluate` use the backend once it is fitted.
+
+With `pitch_weight` g > 0 the fitted backend also scores pitch: each utterance's
+vector is [sqrt(1 - g) y / |y|, sqrt(g) p], y its LDA projection and p its pitch
+coordinates (speaker/pitch.py), so a cosine is (1 - g) cos_LDA + g k(F0_a, F0_b).
 """
 
 from __future__ import annotations
@@ -31,8 +35,17 @@ from torch import Tensor, nn
 from minispeech.audio import AudioAugmentor
 from minispeech.core.config import ConfigError, check_arguments, check_keys
 from minispeech.speaker.dataset import SpeakerDataset
+from minispeech.speaker.pitch import pitch_coordinates
 
-BACKEND_KEYS = ("lda_dim", "shrink", "noisy_copies", "augmentor", "manifest_filepath")
+BACKEND_KEYS = (
+    "lda_dim",
+    "shrink",
+    "noisy_copies",
+    "augmentor",
+    "manifest_filepath",
+    "pitch_weight",
+    "pitch_width",
+)
 DEFAULT_AUGMENTOR = {  # the noisy copies: white, pink or babble at 10-20 dB SNR
     "noise_snr_db": [10.0, 20.0],
     "noise_kinds": ["white", "pink", "babble"],
@@ -71,24 +84,50 @@ def fit_lda(
 
 class LDABackend(nn.Module):
     """The fitted backend as buffers (kept in the model file): `forward` maps
-    embeddings (N, E) to the scoring space (N, dim); unfitted, it L2-normalises."""
+    embeddings (N, E), with their log F0 (N,) when it scores pitch, to the scoring
+    space (N, E'); unfitted, it only L2-normalises."""
 
-    def __init__(self, emb_dim: int, lda_dim: int = 32):
+    def __init__(
+        self,
+        emb_dim: int,
+        lda_dim: int = 32,
+        pitch_weight: float = 0.0,
+        pitch_width: float = 0.15,
+    ):
         super().__init__()
+        assert 0.0 <= pitch_weight < 1.0, f"pitch_weight in [0, 1), {pitch_weight}"
+        self.pitch_weight, self.pitch_width = pitch_weight, pitch_width
         self.register_buffer("mean", torch.zeros(emb_dim))
         self.register_buffer("projection", torch.eye(emb_dim)[:, :lda_dim])
         self.register_buffer("fitted", torch.tensor(False))
+
+    @property
+    def scores_pitch(self) -> bool:
+        """Whether a fitted forward needs each utterance's log F0."""
+        return bool(self.fitted) and self.pitch_weight > 0
 
     def set(self, mean: np.ndarray, projection: np.ndarray) -> None:
         self.mean.copy_(torch.as_tensor(mean))
         self.projection.copy_(torch.as_tensor(projection))
         self.fitted.fill_(True)
 
-    def forward(self, embs: Tensor) -> Tensor:
+    def forward(self, embs: Tensor, log_f0: Tensor | None = None) -> Tensor:
         x = nn.functional.normalize(embs.double(), dim=-1)  # (N, E)
         if not bool(self.fitted):
             return x
-        return (x - self.mean.double()) @ self.projection.double()  # (N, dim)
+        y = (x - self.mean.double()) @ self.projection.double()  # (N, dim)
+        if not self.scores_pitch:
+            return y
+        if log_f0 is None:
+            raise ValueError(
+                "this backend scores pitch (pitch_weight > 0): give each "
+                "utterance's log F0, as SpeakerModel.scoring_embeddings does"
+            )
+        assert len(log_f0) == len(y), f"log_f0 {tuple(log_f0.shape)}, embs {y.shape}"
+        g = self.pitch_weight
+        p = pitch_coordinates(log_f0, self.pitch_width).to(y.device)  # (N, K)
+        y = nn.functional.normalize(y, dim=-1)  # (N, dim)
+        return torch.cat([(1 - g) ** 0.5 * y, g**0.5 * p], dim=-1)  # (N, dim + K)
 
 
 def backend_section(cfg, emb_dim: int, n_speakers: int) -> dict:
@@ -96,7 +135,8 @@ def backend_section(cfg, emb_dim: int, n_speakers: int) -> dict:
     if not isinstance(cfg, dict):
         raise ConfigError("model.backend: a section (lda_dim, shrink, ...) or absent")
     check_keys("model.backend", cfg, BACKEND_KEYS)
-    out = {"lda_dim": 32, "shrink": 0.1, "noisy_copies": 1, **cfg}
+    defaults = {"lda_dim": 32, "shrink": 0.1, "noisy_copies": 1}
+    out = {**defaults, "pitch_weight": 0.0, "pitch_width": 0.15, **cfg}
     out["augmentor"] = {**DEFAULT_AUGMENTOR, **(cfg.get("augmentor") or {})}
     dim, top = out["lda_dim"], min(emb_dim, n_speakers - 1)
     if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= top:
@@ -109,6 +149,11 @@ def backend_section(cfg, emb_dim: int, n_speakers: int) -> dict:
         if not isinstance(value, kind) or isinstance(value, bool) or value < 0:
             noun = "an integer" if kind is int else "a number"
             raise ConfigError(f"model.backend.{key}: {noun} >= 0, got {value!r}")
+    weight, width = out["pitch_weight"], out["pitch_width"]
+    if not _is_number(weight) or not 0 <= weight < 1:
+        raise ConfigError(f"model.backend.pitch_weight: in [0, 1), got {weight!r}")
+    if not _is_number(width) or width <= 0:
+        raise ConfigError(f"model.backend.pitch_width: > 0 (log Hz), got {width!r}")
     # the noisy copies' augmentor is built after training: check it now
     where = "model.backend.augmentor"
     check_arguments(AudioAugmentor, out["augmentor"], where, ("sample_rate",), "key")
@@ -117,6 +162,10 @@ def backend_section(cfg, emb_dim: int, n_speakers: int) -> dict:
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
     return out
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def fit_backend(model, cfg: dict, manifest, seed: int = 0) -> None:

@@ -5,12 +5,14 @@
     minispeech verify MODEL --trials TRIALS [--root DIR] [--out SCORES.txt]
     minispeech identify MODEL --enroll ENROLL.jsonl AUDIO...
     minispeech corpus trials MANIFEST --out TRIALS.txt [--n N] [--seed S]
+    minispeech corpus far-like MANIFEST --out DIR [--per-speaker 25] [--seed S]
 
 MODEL is a SpeakerModel file (`minispeech train configs/speaker/...`) or a NeMo
 EncDecSpeakerLabelModel `.nemo` (TitaNet, ECAPA), imported. Scores are NeMo's
 (cos(e1, e2) + 1) / 2 in [0, 1]; a pair is "same speaker" when score >= threshold.
-A model with a fitted LDA backend (`model.backend`, backend.py) is scored in that
-backend's space; `embed` writes the network's own embeddings (NeMo's).
+A model with a fitted backend (`model.backend`, backend.py) is scored in that
+backend's space (LDA, and each file's pitch when the backend weighs it); `embed`
+writes the network's own embeddings (NeMo's).
 
 Trials are VoxCeleb1's `label enrollment test` lines (label 1 = same speaker); their
 paths are relative to `--root` (default: the trials file's folder) unless absolute,
@@ -91,8 +93,9 @@ def file_rows(paths: list[str]) -> list[dict]:
     return [{"audio_filepath": p, "duration": check_audio(p)} for p in paths]
 
 
-def embed_rows(model, rows: list[dict], batch_size: int):
-    """Embeddings (N, E) of rows (files, or segments with offset), in order;
+def embed_rows(model, rows: list[dict], batch_size: int, scoring: bool = False):
+    """Embeddings (N, E) of rows (files, or segments with offset), in order, or
+    with `scoring` the vectors (N, E') that scores compare (the model's backend);
     `batch_size` waves are in memory at a time."""
     import torch
 
@@ -102,7 +105,8 @@ def embed_rows(model, rows: list[dict], batch_size: int):
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         inputs = [row_input(row, model.sample_rate) for row in chunk]
-        out.append(model.get_embeddings(inputs, batch_size=batch_size))  # (B, E)
+        embed = model.scoring_embeddings if scoring else model.get_embeddings
+        out.append(embed(inputs, batch_size=batch_size))  # (B, E)
     return torch.cat(out)  # (N, E)
 
 
@@ -181,8 +185,8 @@ def verify_verb(argv: list[str]) -> int:
     for path in args.audio:
         check_audio(path)
     model = load_speaker_model(args.model, args.device)
-    embs = model.scoring_space(model.get_embeddings(args.audio, batch_size=1))
-    score = model.similarity(embs[0], embs[1])  # through the backend, if fitted
+    embs = model.scoring_embeddings(args.audio, batch_size=1)  # the backend's
+    score = model.similarity(embs[0], embs[1])
     same = score >= args.threshold
     decision = "same speaker" if same else "different speakers"
     sign = ">=" if same else "<"
@@ -241,8 +245,7 @@ def verify_trials(args: argparse.Namespace) -> int:
     model = load_speaker_model(args.model, args.device)
     start = time.perf_counter()
     rows = [{"audio_filepath": path} for path in files]
-    embs = embed_rows(model, rows, args.batch_size)  # (N_files, E)
-    embs = model.scoring_space(embs)  # the LDA backend's space, if fitted
+    embs = embed_rows(model, rows, args.batch_size, scoring=True)  # (N_files, E')
     # 2) NeMo's score of each trial
     scores = [model.similarity(embs[files[a]], embs[files[b]]) for _, a, b, _ in trials]
     seconds = time.perf_counter() - start
@@ -327,4 +330,34 @@ def trials_verb(argv: list[str]) -> int:
         f"{len(trials)} trials ({n_target} target, {len(trials) - n_target} "
         f"non-target) from {len(rows)} utterances -> {out}"
     )
+    return 0
+
+
+def far_like_verb(argv: list[str]) -> int:
+    """`corpus far-like`: far's make from dev's own variants, for tuning on dev."""
+    parser = ArgumentParser(
+        prog="minispeech corpus far-like",
+        description="Speak MANIFEST's sentences (dev's) with dev's unseen variants at "
+        "far's extreme pitches and rates, 2/3 of the files mixed with far's noise "
+        "conditions: Opus files and far_like.jsonl (needs espeakng-loader).",
+    )
+    parser.add_argument("manifest", help="manifest whose texts are read (dev)")
+    parser.add_argument("--out", required=True, help="folder for audio/ and the jsonl")
+    parser.add_argument("--per-speaker", type=positive_int, default=25)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from minispeech.data.corpus import synthesize
+    from minispeech.data.corpus_far import far_like_plan, write_far
+    from minispeech.data.manifest import read_manifest, write_manifest
+
+    texts = sorted({str(r["text"]) for r in read_manifest(args.manifest)})
+    if len(texts) < args.per_speaker:
+        raise CommandError(f"{args.manifest}: {len(texts)} texts, fewer than "
+                           f"--per-speaker {args.per_speaker}")  # fmt: skip
+    plan = far_like_plan(texts, args.per_speaker, args.seed)
+    clean = [synthesize(text, speaker, utt) for speaker, utt, text, _ in plan]
+    rows = write_far(Path(args.out), plan, clean, args.seed)
+    path = write_manifest(Path(args.out) / "far_like.jsonl", rows)
+    print(f"wrote {path} ({len(rows)} utterances, {len(rows) // args.per_speaker} "
+          "speakers)")  # fmt: skip
     return 0

@@ -14,7 +14,8 @@ cosine similarity): two utterances' embeddings get NeMo's score
 scores every pair of the validation set's utterances (same speaker = target trial)
 for an EER, beside the classification loss and accuracy on the known speakers.
 With a `backend` section, an LDA backend is fitted on the training utterances (clean
-and noisy) after the last step, and every score is taken in its space (backend.py).
+and noisy) after the last step, and every score is taken in its space (backend.py),
+where it may also score each utterance's pitch (pitch.py): `scoring_embeddings`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from minispeech.speaker.dataset import (
     speaker_labels,
 )
 from minispeech.speaker.losses import SpeakerLoss
+from minispeech.speaker.pitch import log_pitch
 from minispeech.speaker.pooling import SpeakerDecoder
+from minispeech.speaker.scoring import leave_one_out_identification, pair_trials
 
 # train_ds alone may make new speakers by speed (dataset.py)
 TRAIN_KEYS = (*DATASET_KEYS, "new_speaker_speeds")
@@ -90,7 +93,12 @@ class SpeakerModel(SpeechModel):
             self.backend_cfg = backend_section(
                 self.cfg["backend"], emb_dim, len(self.labels)
             )
-            self.backend = LDABackend(emb_dim, self.backend_cfg["lda_dim"])
+            self.backend = LDABackend(
+                emb_dim,
+                self.backend_cfg["lda_dim"],
+                self.backend_cfg["pitch_weight"],
+                self.backend_cfg["pitch_width"],
+            )
 
     # ------------------------------------------------------------ config
     def encoder_class(self):
@@ -193,20 +201,26 @@ class SpeakerModel(SpeechModel):
         n_known = int(known.sum())
         loss = self.loss(logits[known], labels[known]) if n_known else 0.0
         correct = (logits.argmax(-1) == labels)[known].sum()
-        return {
+        out = {
             "loss_sum": float(loss) * n_known,
             "count": n_known,
             "correct": int(correct),
             "embeddings": embs.float().cpu().tolist(),
             "speakers": list(batch["speakers"]),
         }
+        if self.scores_pitch:
+            waves = [w[:n] for w, n in zip(batch["audio"].cpu(), batch["audio_lens"])]
+            out["log_pitch"] = self.utterance_pitch(waves).tolist()
+        return out
 
     def validation_metrics(self, stats: dict) -> dict:
         """val_loss and val_acc over the known speakers; val_eer and val_min_dcf
         (p_target 0.01) over all pairs; val_id_acc: leave-one-out closed-set
         identification among the set's own speakers."""
         count = stats.get("count", 0)
-        embs = self.scoring_space(torch.tensor(stats["embeddings"]))  # (N, E')
+        embs = torch.tensor(stats["embeddings"])  # (N, E)
+        pitch = torch.tensor(stats["log_pitch"]) if "log_pitch" in stats else None
+        embs = self.scoring_space(embs, pitch)  # (N, E')
         scores, targets = pair_trials(embs, stats["speakers"])
         both = 0 < int(targets.sum()) < len(targets)
         return {
@@ -261,12 +275,30 @@ class SpeakerModel(SpeechModel):
         self.train(was_training)
         return torch.cat(out)  # (N, E)
 
-    def scoring_space(self, embs: Tensor) -> Tensor:
+    @property
+    def scores_pitch(self) -> bool:
+        """Whether scores need each utterance's pitch (a fitted pitch backend)."""
+        return self.backend is not None and self.backend.scores_pitch
+
+    def utterance_pitch(self, waves: Sequence[Tensor]) -> Tensor:
+        """Median log F0 (N,) of waves [(S_i,)]: NaN where none is voiced."""
+        return torch.tensor([log_pitch(w, self.sample_rate) for w in waves])
+
+    def scoring_space(self, embs: Tensor, log_f0: Tensor | None = None) -> Tensor:
         """Embeddings (N, E) as verification and identification score them: through
-        the fitted LDA backend (N, lda_dim) when the model has one, else as they are."""
+        the fitted backend (N, E') when the model has one, else as they are; a
+        backend that scores pitch needs the utterances' log F0 (N,) as well."""
         if self.backend is None or not bool(self.backend.fitted):
             return embs
-        return self.backend(embs.to(self.backend.mean.device)).cpu()
+        device = self.backend.mean.device
+        return self.backend(embs.to(device), log_f0).cpu()
+
+    def scoring_embeddings(self, inputs: Sequence, batch_size: int = 8) -> Tensor:
+        """The vectors (N, E') that verification and identification compare by
+        cosine: the embeddings of files or waveforms in the scoring space."""
+        waves = self.load_inputs(inputs)  # [(S_i,)]
+        pitch = self.utterance_pitch(waves) if self.scores_pitch else None
+        return self.scoring_space(self.get_embeddings(waves, batch_size), pitch)
 
     def on_train_end(self) -> None:
         """Fit the LDA backend (model.backend) on the training manifest."""
@@ -289,7 +321,7 @@ class SpeakerModel(SpeechModel):
 
     def verify_speakers(self, a, b, threshold: float = 0.7) -> bool:
         """Same speaker? Files or waveforms a, b; score >= threshold (NeMo's rule)."""
-        embs = self.scoring_space(self.get_embeddings([a, b], batch_size=1))
+        embs = self.scoring_embeddings([a, b], batch_size=1)
         return self.similarity(embs[0], embs[1]) >= threshold
 
     def enroll(self, rows) -> dict:
@@ -299,7 +331,7 @@ class SpeakerModel(SpeechModel):
         if isinstance(rows, (str, Path)):
             rows = read_manifest(rows)
         inputs = [row_input(row, self.sample_rate) for row in rows]
-        embs = self.scoring_space(self.get_embeddings(inputs))  # (N, E')
+        embs = self.scoring_embeddings(inputs)  # (N, E')
         embs = torch.nn.functional.normalize(embs, dim=1)
         names = [str(row_speaker(row)) for row in rows]
         return {
@@ -309,7 +341,7 @@ class SpeakerModel(SpeechModel):
 
     def identify(self, path_or_wave, enrolled: dict) -> tuple[str, float]:
         """The enrolled speaker with the highest score, and that score."""
-        emb = self.scoring_space(self.get_embedding(path_or_wave)[None])[0]
+        emb = self.scoring_embeddings([path_or_wave], batch_size=1)[0]
         scores = {name: self.similarity(emb, e) for name, e in enrolled.items()}
         best = max(scores, key=scores.get)
         return best, scores[best]
@@ -339,47 +371,6 @@ def running_batch_norm(module: torch.nn.Module):
     finally:
         for norm in norms:
             norm.train()
-
-
-def pair_trials(embeddings, speakers) -> tuple[Tensor, Tensor]:
-    """Every pair i < j of N embeddings (N, E): scores (N(N-1)/2,) = (cos + 1) / 2
-    and targets (1 = same speaker)."""
-    if len(embeddings) < 2:
-        return torch.zeros(0), torch.zeros(0, dtype=torch.long)
-    embs = torch.nn.functional.normalize(torch.as_tensor(embeddings).double(), dim=1)
-    cos = embs @ embs.T  # (N, N)
-    i, j = torch.triu_indices(len(embs), len(embs), offset=1)  # pairs i < j
-    ids = {name: k for k, name in enumerate(sorted(set(speakers)))}
-    spk = torch.tensor([ids[name] for name in speakers])  # (N,)
-    return (cos[i, j] + 1) / 2, (spk[i] == spk[j]).long()
-
-
-def leave_one_out_identification(embeddings, speakers) -> float:
-    """Closed-set identification accuracy over N embeddings (N, E): each utterance
-    is scored against every speaker's enrolment (the mean L2-normalised embedding
-    of that speaker's other utterances, as `enroll` makes it) and counts as right
-    when its own speaker scores highest. Utterances whose speaker has no other
-    utterance are skipped; NaN when none is left or fewer than two speakers."""
-    names = sorted(set(speakers))
-    if len(names) < 2:
-        return math.nan
-    embs = torch.nn.functional.normalize(torch.as_tensor(embeddings).double(), dim=1)
-    spk = torch.tensor([names.index(name) for name in speakers])  # (N,)
-    onehot = torch.nn.functional.one_hot(spk, len(names)).double()  # (N, K)
-    sums, counts = onehot.T @ embs, onehot.sum(0)  # (K, E), (K,)
-    # 1) every speaker's mean over all utterances; for the utterance's own
-    #    speaker, the mean without it: (sum - e_i) / (count - 1)
-    means = (sums / counts[:, None]).expand(len(embs), -1, -1).clone()  # (N, K, E)
-    own = counts[spk] - 1  # (N,)
-    keep = own > 0
-    rows = torch.arange(len(embs))
-    means[rows[keep], spk[keep]] = (sums[spk[keep]] - embs[keep]) / own[keep, None]
-    # 2) cosine to each enrolment (the score (cos + 1) / 2 keeps the order)
-    means = torch.nn.functional.normalize(means, dim=2)
-    cos = torch.einsum("ne,nke->nk", embs, means)  # (N, K)
-    if not bool(keep.any()):
-        return math.nan
-    return float((cos.argmax(1) == spk)[keep].double().mean())
 
 
 def check_speeds(speeds) -> list[float]:

@@ -11,7 +11,7 @@ from minispeech.core.model import restore_from
 from minispeech.metrics.eer import eer
 from minispeech.speaker import SpeakerModel
 from minispeech.speaker.backend import LDABackend, fit_lda
-from minispeech.speaker.model import pair_trials
+from minispeech.speaker.scoring import pair_trials
 from tests.speaker.test_speaker_model import tiny_cfg, waves, write_manifest
 
 

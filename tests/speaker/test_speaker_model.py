@@ -13,7 +13,7 @@ from minispeech.audio.perturb import speed_perturb
 from minispeech.core.config import ConfigError
 from minispeech.core.model import restore_from
 from minispeech.speaker import SpeakerModel, speaker_labels
-from minispeech.speaker.model import leave_one_out_identification, pair_trials
+from minispeech.speaker.scoring import leave_one_out_identification, pair_trials
 
 LABELS = ["ann", "bob", "cid"]
 SEP = {"separable": True, "se": True}

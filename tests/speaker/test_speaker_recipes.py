@@ -15,7 +15,8 @@ from minispeech.core.model import SpeechModel, restore_from
 from minispeech.data import read_manifest
 from minispeech.metrics import eer
 from minispeech.speaker import SpeakerModel, speaker_labels
-from minispeech.speaker.model import pair_trials
+from minispeech.speaker.pitch import pitch_grid
+from minispeech.speaker.scoring import pair_trials
 from minispeech.training.loop import train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +66,8 @@ def test_recipe_smoke_run_exports_a_model_that_restores(path, tmp_path):
     wave = 0.1 * torch.randn(16000)  # (S,)
     assert model.get_embedding(wave).shape == (128,)
     assert bool(model.backend.fitted)  # fitted after the last step, kept in the file
-    assert model.scoring_space(model.get_embedding(wave)[None]).shape == (1, 1)
+    k = len(pitch_grid(model.backend.pitch_width))  # the recipe scores pitch
+    assert model.scoring_embeddings([wave]).shape == (1, 1 + k)
     metrics = [json.loads(x) for x in open(exported.parent / "metrics.jsonl")]
     assert any("val_eer" in record for record in metrics)
 
@@ -92,8 +94,8 @@ def test_recipe_meets_its_test_and_far_floors(name, tmp_path):
     model = restore_from(train(recipe(REPO / f"configs/speaker/{name}.yaml", tmp_path)))
     for split, floor in zip(("test", "far"), FLOORS[name]):
         rows = read_manifest(REPO / f"data/tinyspeech/{split}.jsonl")
-        embs = model.get_embeddings([row["audio_filepath"] for row in rows], 16)
-        embs = model.scoring_space(embs)  # the recipe's LDA backend
+        paths = [row["audio_filepath"] for row in rows]
+        embs = model.scoring_embeddings(paths, 16)  # the recipe's backend
         score = eer(*pair_trials(embs, [row["speaker"] for row in rows]))
         print(f"{name}: {split} EER over all pairs {100 * score:.2f}%")
         assert score <= floor, (split, score)
