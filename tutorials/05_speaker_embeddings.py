@@ -46,8 +46,9 @@ plt = pyplot()  # None without matplotlib: no figures, the same numbers
 # convolutions with squeeze-excitation, attentive statistics pooling, a 128-d
 # embedding and an additive angular margin (ArcFace) softmax over the speakers.
 # Fewer steps here, no audio cache (it pays off over a long run only), one
-# validation at the end, and no LDA backend (the recipe fits one on clean and noisy
-# training utterances after its last step: README, Speaker recognition).
+# validation at the end, and no backend (the recipe fits an LDA on clean and noisy
+# training utterances after its last step and fuses each file's pitch with it:
+# README, Speaker recognition).
 
 # %%
 cfg = short_recipe("configs/speaker/titanet_tiny.yaml", "tutorial_titanet", STEPS, OUT)
