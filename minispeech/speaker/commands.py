@@ -101,11 +101,11 @@ def embed_rows(model, rows: list[dict], batch_size: int, scoring: bool = False):
 
     from minispeech.speaker.model import row_input
 
+    embed = model.scoring_embeddings if scoring else model.get_embeddings
     out = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         inputs = [row_input(row, model.sample_rate) for row in chunk]
-        embed = model.scoring_embeddings if scoring else model.get_embeddings
         out.append(embed(inputs, batch_size=batch_size))  # (B, E)
     return torch.cat(out)  # (N, E)
 
